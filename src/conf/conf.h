@@ -1,0 +1,183 @@
+/*
+ * conf.h - moat's configuration: YAML (or the one-line proxy mode) into an
+ * immutable, validated snapshot.
+ *
+ * The control thread builds a snapshot (moat_conf_load_file or
+ * moat_conf_from_proxy_args); once published it is never modified, and is
+ * shared read-only by every worker. A snapshot owns all its strings and
+ * arrays; it is freed by moat_conf_free when the last reference goes
+ * (reference counting lives in core/, not here).
+ *
+ * Errors: every problem found is reported as "file:line:column: message"
+ * (one per line) into the caller's error buffer; loading continues after an
+ * error where it can so that all errors are reported at once.
+ */
+#ifndef MOAT_CONF_CONF_H
+#define MOAT_CONF_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Where a value came from in the config file (1-based; 0 when built from
+ * the command line). */
+struct moat_conf_pos {
+	unsigned line;
+	unsigned col;
+};
+
+/* A resolved socket address plus its text as written. */
+struct moat_conf_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char *text;              /* as written, e.g. "127.0.0.1:8080" */
+	struct moat_conf_pos pos;
+};
+
+/* One CIDR block (IPv4 or IPv6). */
+struct moat_conf_cidr {
+	int family;              /* AF_INET or AF_INET6 */
+	unsigned char addr[16];  /* network order, masked */
+	unsigned prefix;         /* prefix length in bits */
+};
+
+struct moat_conf_server {
+	struct moat_conf_addr addr; /* numeric address after resolution */
+	char *host;                 /* the host part as written (name or literal) */
+	unsigned weight;            /* default 1 */
+};
+
+struct moat_conf_upstream {
+	char *name;
+	struct moat_conf_pos pos;
+	struct moat_conf_server *servers;
+	size_t nservers;
+	unsigned keepalive;         /* idle pooled connections per worker per server; default 32; 0 = no pooling */
+	uint64_t keepalive_timeout_ms; /* idle pooled connection lifetime; default 60s */
+	unsigned used;              /* set by validation: referenced by a route */
+};
+
+struct moat_conf_route {
+	struct moat_conf_pos pos;
+	char *host;                 /* NULL: any host. Lowercase. "*.example.com" stored as ".example.com" with host_wildcard set */
+	int host_wildcard;          /* 1 when host was "*.suffix": matches any name ending in ".suffix" (not "suffix" itself) */
+	char *path_prefix;          /* NULL or "/": any path */
+	size_t path_prefix_len;
+	size_t upstream;            /* index into conf->upstreams */
+	char **strip_headers;       /* extra response headers to remove (lowercase) */
+	size_t nstrip_headers;
+};
+
+struct moat_conf_listener {
+	struct moat_conf_addr addr;
+	unsigned backlog;           /* default 511 */
+};
+
+enum moat_conf_log_format {
+	MOAT_LOG_FMT_JSON = 0,
+	MOAT_LOG_FMT_COMBINED,
+	MOAT_LOG_FMT_COMMON,
+};
+
+enum moat_conf_log_level {
+	MOAT_LOG_ERROR = 0,
+	MOAT_LOG_WARN,
+	MOAT_LOG_INFO,
+	MOAT_LOG_DEBUG,
+};
+
+struct moat_conf_limits {
+	size_t request_line_max;     /* default 8 KiB */
+	size_t header_size_max;      /* default 32 KiB */
+	size_t header_count_max;     /* default 100 */
+	uint64_t body_max;           /* default 0 = unlimited (413 past it) */
+	unsigned conns_max;          /* per worker client connections; default 16384 */
+};
+
+struct moat_conf_timeouts {       /* all in milliseconds */
+	uint64_t client_header;       /* default 10s: whole head must arrive */
+	uint64_t client_body;         /* default 60s: idle between body reads */
+	uint64_t keepalive;           /* default 75s: idle between requests */
+	uint64_t client_send;         /* default 60s: idle while the client does not read */
+	uint64_t backend_connect;     /* default 5s */
+	uint64_t backend_first_byte;  /* default 60s: request sent -> response head */
+	uint64_t backend_idle;        /* default 60s: idle while streaming from/to backend */
+	uint64_t drain;               /* default 30s: SIGTERM / reload drain bound */
+};
+
+struct moat_conf {
+	char *file;                   /* path loaded, or NULL for the one-line mode */
+	unsigned workers;             /* 0 = one per CPU */
+	enum moat_conf_log_level log_level;   /* default info */
+	char *error_log;              /* path, or NULL for stderr */
+	char *access_log;             /* path, "stdout", or NULL for off; default stdout */
+	enum moat_conf_log_format access_format; /* default json */
+
+	struct moat_conf_limits limits;
+	struct moat_conf_timeouts timeouts;
+
+	struct moat_conf_listener *listeners;
+	size_t nlisteners;
+	struct moat_conf_upstream *upstreams;
+	size_t nupstreams;
+	struct moat_conf_route *routes;
+	size_t nroutes;
+
+	struct moat_conf_cidr *trusted_proxies; /* peers whose X-Forwarded-For / Forwarded are appended to */
+	size_t ntrusted_proxies;
+	char **hide_headers;          /* response headers removed (lowercase); default "server", "x-powered-by" */
+	size_t nhide_headers;
+	int preserve_host;            /* default 1: forward the client's Host */
+};
+
+/* The error buffer: messages are appended, one per line. */
+struct moat_conf_errors {
+	char *buf;      /* NUL-terminated; owned by the caller, freed with moat_conf_errors_free */
+	size_t len;
+	unsigned count;
+};
+
+void moat_conf_errors_free(struct moat_conf_errors *e);
+
+/*
+ * Loads, validates and resolves the YAML file at `path`.
+ * Returns a new snapshot (owned by the caller) or NULL with `err` filled
+ * ("path:line:col: message" per error). Unknown keys, wrong types, bad
+ * durations/sizes/addresses, unknown upstream names, duplicate names, no
+ * listener, no route: all errors. Control thread only (may block on DNS).
+ */
+struct moat_conf *moat_conf_load_file(const char *path, struct moat_conf_errors *err);
+
+/* Same as moat_conf_load_file for an in-memory document; `name` is used in
+ * messages. For tests and fuzzing. */
+struct moat_conf *moat_conf_load_buffer(const char *name, const char *data, size_t len,
+					struct moat_conf_errors *err);
+
+/*
+ * Builds a snapshot for `moat proxy --from ADDR --to URL [--to URL ...]`:
+ * one listener, one upstream "default" with the given servers (URLs of the
+ * form http://host:port, port defaulting to 80), one catch-all route,
+ * access log to stdout. Returns NULL with `err` filled on a bad argument.
+ */
+struct moat_conf *moat_conf_from_proxy_args(const char *from, const char *const *to, size_t nto,
+					    unsigned workers, struct moat_conf_errors *err);
+
+/* Frees a snapshot and everything it owns. NULL is allowed. */
+void moat_conf_free(struct moat_conf *c);
+
+/* Parses "10s", "250ms", "2m", "1h" (or a bare number of seconds) into
+ * milliseconds; returns 0 on success, -1 on error. Pure. */
+int moat_conf_parse_duration(const char *s, uint64_t *ms);
+
+/* Parses "512", "64KiB", "1MiB", "2GiB", "10kB"/"10MB" (powers of 1000)
+ * into bytes; returns 0 on success, -1 on error. Pure. */
+int moat_conf_parse_size(const char *s, uint64_t *bytes);
+
+/* Parses "10.0.0.0/8", "::1/128" or a bare address (full-length prefix);
+ * returns 0 on success, -1 on error. Pure. */
+int moat_conf_parse_cidr(const char *s, struct moat_conf_cidr *out);
+
+/* Returns nonzero when the address `sa` lies within one of the blocks. */
+int moat_conf_cidr_match(const struct moat_conf_cidr *list, size_t n, const struct sockaddr *sa);
+
+#endif
