@@ -1,0 +1,48 @@
+/*
+ * errpage.c - moat's own responses (see errpage.h).
+ */
+#include "proxy/errpage.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char *moat_errpage_reason(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Error";
+	}
+}
+
+int moat_errpage_write(struct moat_buf *out, int status, int keepalive, int head_only)
+{
+	char body[256], head[256];
+	const char *reason = moat_errpage_reason(status);
+	int bl = snprintf(body, sizeof(body),
+			  "<!doctype html>\n<html><head><title>%d %s</title></head>"
+			  "<body><h1>%d %s</h1></body></html>\n",
+			  status, reason, status, reason);
+	int hl = snprintf(head, sizeof(head),
+			  "HTTP/1.1 %d %s\r\nContent-Type: text/html; charset=utf-8\r\n"
+			  "Content-Length: %d\r\nCache-Control: no-store\r\n%s\r\n",
+			  status, reason, bl, keepalive ? "" : "Connection: close\r\n");
+
+	if (moat_buf_append(out, head, (size_t)hl) < 0)
+		return -1;
+	if (!head_only && moat_buf_append(out, body, (size_t)bl) < 0)
+		return -1;
+	return 0;
+}

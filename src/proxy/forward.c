@@ -1,0 +1,350 @@
+/*
+ * forward.c - request heads towards backends and response heads towards
+ * clients (see forward.h).
+ *
+ * Towards the backend moat removes every hop-by-hop field (RFC 9110 §7.6.1:
+ * Connection and the fields it names, Keep-Alive, Proxy-Connection, TE
+ * except "trailers", Transfer-Encoding, Upgrade unless tunnelling) plus
+ * Expect (moat answers 100-continue itself) and Content-Length (re-stated
+ * from the framing it chose). Forwarding fields are replaced, or extended
+ * when the peer is a trusted proxy. All other fields keep their order and
+ * case.
+ */
+#include "proxy/forward.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_CONN_TOKENS 32
+
+struct out {
+	struct moat_buf *b;
+	int err;
+};
+
+static void put(struct out *o, const char *p, size_t n)
+{
+	if (!o->err && moat_buf_append(o->b, p, n) < 0)
+		o->err = -ENOBUFS;
+}
+
+#define PUTS(o, lit) put((o), (lit), sizeof(lit) - 1)
+
+static void put_u64(struct out *o, uint64_t v)
+{
+	char tmp[24];
+	int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
+
+	put(o, tmp, (size_t)n);
+}
+
+struct span {
+	const char *p;
+	size_t n;
+};
+
+/* Collects the field names listed in every Connection header. */
+static size_t connection_tokens(const struct moat_h1_head *h, struct span *tok)
+{
+	size_t nt = 0;
+
+	for (size_t i = 0; i < h->nheaders; i++) {
+		const struct moat_h1_header *f = &h->headers[i];
+		const char *p, *end;
+
+		if (!moat_h1_name_is(f, "connection", 10))
+			continue;
+		p = f->value;
+		end = f->value + f->value_len;
+		while (p < end && nt < MAX_CONN_TOKENS) {
+			const char *s;
+
+			while (p < end && (*p == ',' || *p == ' ' || *p == '\t'))
+				p++;
+			s = p;
+			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+				p++;
+			if (p > s) {
+				tok[nt].p = s;
+				tok[nt].n = (size_t)(p - s);
+				nt++;
+			}
+		}
+	}
+	return nt;
+}
+
+static int listed(const struct moat_h1_header *f, const struct span *tok, size_t nt)
+{
+	for (size_t i = 0; i < nt; i++)
+		if (tok[i].n == f->name_len && strncasecmp(tok[i].p, f->name, f->name_len) == 0)
+			return 1;
+	return 0;
+}
+
+static int name_in(const struct moat_h1_header *f, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(names[i]);
+
+		if (moat_h1_name_is(f, names[i], l))
+			return 1;
+	}
+	return 0;
+}
+
+static void put_field(struct out *o, const struct moat_h1_header *f)
+{
+	put(o, f->name, f->name_len);
+	PUTS(o, ": ");
+	put(o, f->value, f->value_len);
+	PUTS(o, "\r\n");
+}
+
+/* Appends the incoming values of field `lower` joined by ", ", then
+ * returns whether there was any. */
+static int put_joined(struct out *o, const struct moat_h1_head *h, const char *lower, size_t len)
+{
+	int any = 0;
+
+	for (size_t i = 0; i < h->nheaders; i++) {
+		const struct moat_h1_header *f = &h->headers[i];
+
+		if (!moat_h1_name_is(f, lower, len) || f->value_len == 0)
+			continue;
+		if (any)
+			PUTS(o, ", ");
+		put(o, f->value, f->value_len);
+		any = 1;
+	}
+	return any;
+}
+
+static const struct moat_h1_header *find(const struct moat_h1_head *h, const char *lower, size_t len)
+{
+	for (size_t i = 0; i < h->nheaders; i++)
+		if (moat_h1_name_is(&h->headers[i], lower, len))
+			return &h->headers[i];
+	return NULL;
+}
+
+int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
+			  const struct moat_fwd_req *f)
+{
+	struct out o = { b, 0 };
+	struct span tok[MAX_CONN_TOKENS];
+	size_t nt = connection_tokens(h, tok);
+	const struct moat_h1_header *up = NULL;
+
+	put(&o, h->method, h->method_len);
+	PUTS(&o, " ");
+	put(&o, f->target, f->target_len);
+	PUTS(&o, " HTTP/1.1\r\n");
+	if (f->host && !find(h, "host", 4)) {
+		PUTS(&o, "Host: ");
+		put(&o, f->host, f->host_len);
+		PUTS(&o, "\r\n");
+	}
+	for (size_t i = 0; i < h->nheaders; i++) {
+		const struct moat_h1_header *x = &h->headers[i];
+
+		switch (x->name_len) {
+		case 2:
+			if (moat_h1_name_is(x, "te", 2))
+				continue;
+			break;
+		case 4:
+			if (moat_h1_name_is(x, "host", 4)) {
+				/* In place; the value may come from an
+				 * absolute-form target (RFC 9112 §3.2.2). */
+				if (f->host) {
+					put(&o, x->name, x->name_len);
+					PUTS(&o, ": ");
+					put(&o, f->host, f->host_len);
+					PUTS(&o, "\r\n");
+				}
+				continue;
+			}
+			break;
+		case 6:
+			if (moat_h1_name_is(x, "expect", 6))
+				continue;
+			break;
+		case 7:
+			if (moat_h1_name_is(x, "upgrade", 7)) {
+				up = x;
+				continue;
+			}
+			break;
+		case 9:
+			if (moat_h1_name_is(x, "forwarded", 9))
+				continue;
+			break;
+		case 10:
+			if (moat_h1_name_is(x, "connection", 10) || moat_h1_name_is(x, "keep-alive", 10))
+				continue;
+			break;
+		case 14:
+			if (moat_h1_name_is(x, "content-length", 14))
+				continue;
+			break;
+		case 15:
+			if (moat_h1_name_is(x, "x-forwarded-for", 15))
+				continue;
+			break;
+		case 16:
+			if (moat_h1_name_is(x, "proxy-connection", 16) ||
+			    moat_h1_name_is(x, "x-forwarded-host", 16))
+				continue;
+			break;
+		case 17:
+			if (moat_h1_name_is(x, "transfer-encoding", 17) ||
+			    moat_h1_name_is(x, "x-forwarded-proto", 17))
+				continue;
+			break;
+		default:
+			break;
+		}
+		if (nt && listed(x, tok, nt))
+			continue;
+		put_field(&o, x);
+	}
+	if (h->flags & MOAT_H1_F_TE_TRAILERS)
+		PUTS(&o, "TE: trailers\r\n");
+	if (f->framing == MOAT_H1_BODY_LENGTH) {
+		PUTS(&o, "Content-Length: ");
+		put_u64(&o, f->content_length);
+		PUTS(&o, "\r\n");
+	} else if (f->framing == MOAT_H1_BODY_CHUNKED) {
+		PUTS(&o, "Transfer-Encoding: chunked\r\n");
+	}
+	if (f->upgrade && up) {
+		PUTS(&o, "Connection: upgrade\r\n");
+		put_field(&o, up);
+	}
+
+	/* X-Forwarded-For: extended only when the peer is trusted. */
+	PUTS(&o, "X-Forwarded-For: ");
+	if (f->peer_trusted && put_joined(&o, h, "x-forwarded-for", 15))
+		PUTS(&o, ", ");
+	put(&o, f->client_ip, strlen(f->client_ip));
+	PUTS(&o, "\r\n");
+
+	{
+		const struct moat_h1_header *xp = f->peer_trusted ? find(h, "x-forwarded-proto", 17) : NULL;
+		const struct moat_h1_header *xh = f->peer_trusted ? find(h, "x-forwarded-host", 16) : NULL;
+
+		PUTS(&o, "X-Forwarded-Proto: ");
+		if (xp)
+			put(&o, xp->value, xp->value_len);
+		else
+			PUTS(&o, "http");
+		PUTS(&o, "\r\n");
+		if (xh) {
+			PUTS(&o, "X-Forwarded-Host: ");
+			put(&o, xh->value, xh->value_len);
+			PUTS(&o, "\r\n");
+		} else if (h->host) {
+			PUTS(&o, "X-Forwarded-Host: ");
+			put(&o, h->host, h->host_len);
+			PUTS(&o, "\r\n");
+		}
+	}
+
+	/* RFC 7239 Forwarded: for=, host=, proto=; IPv6 quoted and bracketed. */
+	PUTS(&o, "Forwarded: ");
+	if (f->peer_trusted && put_joined(&o, h, "forwarded", 9))
+		PUTS(&o, ", ");
+	if (f->client_ipv6) {
+		PUTS(&o, "for=\"[");
+		put(&o, f->client_ip, strlen(f->client_ip));
+		PUTS(&o, "]\"");
+	} else {
+		PUTS(&o, "for=");
+		put(&o, f->client_ip, strlen(f->client_ip));
+	}
+	if (h->host && h->host_len) {
+		/* host is a token or quoted-string; a Host value with ':' or
+		 * '[' needs quoting. */
+		int q = memchr(h->host, ':', h->host_len) || memchr(h->host, '[', h->host_len);
+
+		PUTS(&o, ";host=");
+		if (q)
+			PUTS(&o, "\"");
+		put(&o, h->host, h->host_len);
+		if (q)
+			PUTS(&o, "\"");
+	}
+	PUTS(&o, ";proto=http\r\n\r\n");
+	return o.err;
+}
+
+static const char *const reason_default = "Unknown";
+
+int moat_fwd_response_head(struct moat_buf *b, const struct moat_h1_head *h,
+			   const struct moat_fwd_resp *f)
+{
+	struct out o = { b, 0 };
+	struct span tok[MAX_CONN_TOKENS];
+	size_t nt = connection_tokens(h, tok);
+	char line[32];
+	int n;
+
+	n = snprintf(line, sizeof(line), "HTTP/1.1 %03d ", h->status);
+	put(&o, line, (size_t)n);
+	if (h->reason_len)
+		put(&o, h->reason, h->reason_len);
+	else
+		put(&o, reason_default, strlen(reason_default));
+	PUTS(&o, "\r\n");
+	for (size_t i = 0; i < h->nheaders; i++) {
+		const struct moat_h1_header *x = &h->headers[i];
+
+		if (moat_h1_name_is(x, "connection", 10) || moat_h1_name_is(x, "keep-alive", 10) ||
+		    moat_h1_name_is(x, "proxy-connection", 16) || moat_h1_name_is(x, "te", 2) ||
+		    moat_h1_name_is(x, "transfer-encoding", 17))
+			continue;
+		if (moat_h1_name_is(x, "upgrade", 7)) {
+			if (f->framing == MOAT_FWD_RESP_TUNNEL)
+				put_field(&o, x);
+			continue;
+		}
+		if (moat_h1_name_is(x, "content-length", 14)) {
+			/* For bodiless answers (HEAD, 304) the backend's value
+			 * describes the representation: pass it on, except
+			 * where it is forbidden (1xx, 204). */
+			if (f->framing == MOAT_FWD_RESP_NONE && h->status >= 200 && h->status != 204)
+				put_field(&o, x);
+			continue;
+		}
+		if (name_in(x, f->hide, f->nhide) || name_in(x, f->hide2, f->nhide2))
+			continue;
+		if (nt && listed(x, tok, nt))
+			continue;
+		put_field(&o, x);
+	}
+	switch (f->framing) {
+	case MOAT_FWD_RESP_LENGTH:
+		PUTS(&o, "Content-Length: ");
+		put_u64(&o, f->content_length);
+		PUTS(&o, "\r\n");
+		break;
+	case MOAT_FWD_RESP_CHUNKED:
+		PUTS(&o, "Transfer-Encoding: chunked\r\n");
+		break;
+	case MOAT_FWD_RESP_TUNNEL:
+		PUTS(&o, "Connection: upgrade\r\n");
+		break;
+	default:
+		break;
+	}
+	if (f->framing != MOAT_FWD_RESP_TUNNEL) {
+		if (!f->keepalive)
+			PUTS(&o, "Connection: close\r\n");
+		else if (f->client_minor == 0)
+			PUTS(&o, "Connection: keep-alive\r\n");
+	}
+	PUTS(&o, "\r\n");
+	return o.err;
+}

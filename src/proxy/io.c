@@ -1,0 +1,115 @@
+/*
+ * io.c - socket reads and writes with readiness bookkeeping (see io.h).
+ */
+#include "proxy/io.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#define READ_WANT (16u * 1024u)
+#define MAX_IOV 16
+
+ssize_t moat_io_read(int fd, struct moat_io *io, struct moat_buf *b)
+{
+	size_t room;
+	ssize_t r;
+
+	if (!io->can_read || io->eof)
+		return 0;
+	room = moat_buf_reserve(b, READ_WANT);
+	if (room == 0)
+		return 0;
+	r = read(fd, b->data + b->end, room);
+	if (r > 0) {
+		b->end += (size_t)r;
+		if ((size_t)r < room)
+			io->can_read = 0;
+		return r;
+	}
+	if (moat_buf_len(b) == 0)
+		moat_buf_release(b);
+	if (r == 0) {
+		io->eof = 1;
+		io->can_read = 0;
+		return 0;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		io->can_read = 0;
+		return 0;
+	}
+	if (errno == EINTR)
+		return 0;
+	return -errno;
+}
+
+ssize_t moat_io_sendv(int fd, struct moat_io *io, struct moat_buf *out, const struct iovec *iov,
+		      int n, int copy_rest)
+{
+	struct iovec v[MAX_IOV + 1];
+	size_t pending = moat_buf_len(out), total = 0, iovtot, written_iov;
+	ssize_t w = 0;
+	int nv = 0;
+
+	if (pending) {
+		v[nv].iov_base = moat_buf_head(out);
+		v[nv].iov_len = pending;
+		nv++;
+	}
+	for (int i = 0; i < n && i < MAX_IOV; i++) {
+		if (iov[i].iov_len == 0)
+			continue;
+		v[nv++] = iov[i];
+	}
+	for (int i = 0; i < nv; i++)
+		total += v[i].iov_len;
+	iovtot = total - pending;
+	if (total == 0)
+		return 0;
+	if (io->can_write) {
+		w = writev(fd, v, nv);
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+				w = 0;
+				io->can_write = 0;
+			} else {
+				return -errno;
+			}
+		} else if ((size_t)w < total) {
+			io->can_write = 0;
+		}
+	}
+	if ((size_t)w <= pending) {
+		moat_buf_consume(out, (size_t)w);
+		written_iov = 0;
+	} else {
+		moat_buf_consume(out, pending);
+		written_iov = (size_t)w - pending;
+	}
+	if (copy_rest && written_iov < iovtot) {
+		size_t skip = written_iov;
+
+		for (int i = 0; i < n && i < MAX_IOV; i++) {
+			const char *p = iov[i].iov_base;
+			size_t l = iov[i].iov_len;
+
+			if (skip >= l) {
+				skip -= l;
+				continue;
+			}
+			if (moat_buf_append(out, p + skip, l - skip) < 0)
+				return -ENOBUFS;
+			skip = 0;
+		}
+	}
+	return (ssize_t)written_iov;
+}
+
+int moat_io_flush(int fd, struct moat_io *io, struct moat_buf *out)
+{
+	ssize_t r;
+
+	if (moat_buf_len(out) == 0)
+		return 0;
+	r = moat_io_sendv(fd, io, out, NULL, 0, 0);
+	return r < 0 ? (int)r : 0;
+}

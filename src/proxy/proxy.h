@@ -1,0 +1,254 @@
+/*
+ * proxy.h - the proxy's runtime objects, shared by the files of src/proxy/.
+ *
+ * Ownership, top down:
+ *   runtime (control thread) -> workers (one thread each) and the published
+ *     config (a confref, reference counted across threads);
+ *   worker -> its loop, listeners, client conns, idle backend pool, and its
+ *     pins on config generations (wconf, counted locally, no atomics);
+ *   client conn -> its txn (one request at a time; pipelined
+ *     requests wait in the input buffer) and, while the txn runs, the
+ *     backend conn it uses;
+ *   backend conn -> owned by the txn while active, by the worker's pool
+ *     while idle.
+ * Conns are never freed inside a callback: closing marks them dead and the
+ * worker frees them at the end of the loop iteration.
+ */
+#ifndef MOAT_PROXY_PROXY_H
+#define MOAT_PROXY_PROXY_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "conf/conf.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "http/chunked.h"
+#include "http/h1_parse.h"
+
+struct moat_worker;
+
+/* Edge-triggered readiness of one socket, as last seen. */
+struct moat_io {
+	unsigned char can_read, can_write, eof, wr_shut;
+};
+
+/* A published config generation, shared by all threads. */
+struct moat_confref {
+	struct moat_conf *conf;
+	atomic_uint refs;
+	uint64_t generation;
+	int64_t loaded_at;          /* unix seconds */
+};
+
+/* A worker's pin on a generation, counted without atomics. */
+struct moat_wconf {
+	struct moat_confref *ref;
+	unsigned users;             /* txns running under it */
+	struct moat_wconf *next;    /* older generations still in use */
+	struct moat_rr *rr;         /* balancer state, one per upstream */
+};
+
+/* Smooth weighted round robin state of one upstream in one worker. */
+struct moat_rr {
+	int *current;               /* per server */
+	unsigned *weight;           /* per server, from the config */
+	uint64_t *down_until;       /* per server: ms, passive ejection after connect failures */
+	unsigned char *eligible;    /* scratch */
+	size_t n;
+};
+
+struct moat_listener {
+	struct moat_ev ev;
+	struct moat_worker *w;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	int keep;                   /* mark while syncing with a new config */
+};
+
+enum moat_bconn_state {
+	MOAT_B_CONNECTING = 0,
+	MOAT_B_ACTIVE,
+	MOAT_B_IDLE,
+};
+
+/* A connection to a backend server. */
+struct moat_bconn {
+	struct moat_ev ev;
+	struct moat_worker *w;
+	struct moat_client *c;      /* the client whose txn uses it (ACTIVE/CONNECTING) */
+	struct moat_bconn *next, *prev; /* idle list of its pool */
+	struct moat_bpool *pool;
+	struct moat_buf in, out;
+	struct moat_timer timer;
+	enum moat_bconn_state state;
+	struct moat_io io;
+	unsigned dead : 1, reused : 1;
+	uint64_t connect_started;
+	struct moat_bconn *dead_next;
+};
+
+/* Idle connections to one backend address, in one worker. */
+struct moat_bpool {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	struct moat_bconn *idle;    /* most recently used first */
+	unsigned nidle;
+	struct moat_bpool *next;
+};
+
+enum moat_txn_phase {
+	MOAT_TXN_NONE = 0,
+	MOAT_TXN_CONNECT,           /* waiting for the backend connection */
+	MOAT_TXN_EXCHANGE,          /* request and response flowing */
+	MOAT_TXN_TUNNEL,            /* after 101: bytes both ways */
+	MOAT_TXN_FINISHING,         /* response complete, flushing to the client */
+};
+
+/* One request and its response. Taken from the worker's free list when a
+ * request head is complete, given back when the txn ends; owned by the
+ * client conn meanwhile. */
+struct moat_txn {
+	enum moat_txn_phase phase;
+	struct moat_wconf *wc;
+	const struct moat_conf_route *route;
+	const struct moat_conf_upstream *up;
+	size_t up_idx, server_idx;
+	unsigned tries;
+	struct moat_bconn *b;
+	struct moat_buf reqhead;    /* serialized request head, kept for a retry */
+	uint64_t start_ms;
+
+	/* request */
+	enum moat_h1_framing req_framing;
+	uint64_t req_remaining;     /* LENGTH: bytes still to forward */
+	uint64_t req_body_bytes;
+	struct moat_chunked req_chunk;
+	unsigned req_done : 1, is_head : 1, upgrade : 1, expect : 1, sent_100 : 1,
+		keepalive : 1, body_started : 1;
+	int minor;
+
+	/* response */
+	unsigned resp_started : 1, resp_done : 1, out_chunked : 1, out_close : 1,
+		backend_reusable : 1, got_byte : 1, req_trailers : 1, resp_trailers : 1;
+	int status;
+	enum moat_h1_framing resp_framing;
+	uint64_t resp_remaining;
+	struct moat_chunked resp_chunk;
+	uint64_t bytes_out;         /* body bytes to the client */
+	uint64_t bytes_in;          /* request bytes from the client */
+
+	/* access log values, copied out of the request head */
+	char logv[1536];
+	unsigned short lv_method, lv_uri, lv_host, lv_ua, lv_ref; /* lengths, stored back to back */
+	char server_text[64];
+	struct moat_txn *free_next;    /* worker's free list */
+};
+
+enum moat_client_state {
+	MOAT_C_HEAD = 0,            /* reading a request head */
+	MOAT_C_TXN,                 /* a txn runs */
+	MOAT_C_CLOSING,             /* flushing the last bytes, then close */
+};
+
+/* A client connection. */
+struct moat_client {
+	struct moat_ev ev;
+	struct moat_worker *w;
+	struct moat_client *prev, *next;   /* worker's list */
+	uint64_t id;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	struct moat_buf in, out;
+	struct moat_timer timer;
+	enum moat_client_state state;
+	struct moat_io io;
+	unsigned dead : 1, head_deadline_set : 1;
+	uint64_t head_deadline;
+	uint64_t close_deadline;
+	unsigned requests;
+	struct moat_txn *txn;          /* while state == MOAT_C_TXN */
+	struct moat_client *dead_next;
+};
+
+struct moat_runtime;
+
+struct moat_worker {
+	struct moat_loop loop;
+	unsigned id;
+	pthread_t thread;
+	struct moat_runtime *rt;
+	struct moat_buf_pool bufpool;
+	struct moat_wconf *conf;       /* current generation */
+	struct moat_wconf *old;        /* older generations still used */
+	struct moat_listener **listeners;
+	size_t nlisteners;
+	struct moat_client *clients;
+	unsigned nclients;
+	struct moat_bpool *pools;
+	struct moat_alog_ring *alog;
+	uint64_t next_id;
+	int accept_paused;
+	int stopping;
+	uint64_t stop_deadline;
+	struct moat_timer stop_timer;
+	struct moat_timer accept_timer;
+	struct moat_defer reap;
+	struct moat_client *dead_clients;
+	struct moat_bconn *dead_bconns;
+	int start_error;               /* -errno when listeners failed at start */
+	struct moat_txn *free_txns;
+	struct moat_h1_header *hdrs;   /* scratch for parsing one head at a time */
+	size_t hdrs_cap;
+};
+
+struct moat_runtime {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct moat_confref *current;   /* under lock */
+	uint64_t generation;
+	struct moat_worker *workers;
+	unsigned nworkers;
+	unsigned started;               /* workers past start-up (under lock) */
+	atomic_int stopping;
+};
+
+/* runtime.c */
+int moat_runtime_start(struct moat_runtime *rt, struct moat_conf *conf, unsigned nworkers);
+int moat_runtime_reload(struct moat_runtime *rt, struct moat_conf *conf);
+void moat_runtime_stop(struct moat_runtime *rt);
+void moat_confref_put(struct moat_confref *r);
+
+/* worker.c */
+void *moat_worker_main(void *arg);
+int moat_worker_adopt(struct moat_worker *w);
+void moat_wconf_put(struct moat_worker *w, struct moat_wconf *wc);
+void moat_worker_client_gone(struct moat_worker *w);
+
+/* client.c */
+void moat_client_accept(struct moat_worker *w, int fd, const struct sockaddr *sa, socklen_t len);
+void moat_client_free(struct moat_client *c);
+void moat_client_run(struct moat_client *c);
+void moat_client_stop_idle(struct moat_client *c);
+void moat_client_abort(struct moat_client *c);
+/* From backend.c: the connect finished (err 0) or failed (-errno). */
+void moat_client_backend_connected(struct moat_client *c, int err);
+/* From backend.c: a backend timer expired while a txn used it. */
+void moat_client_backend_timeout(struct moat_client *c);
+
+/* backend.c */
+struct moat_bconn *moat_bconn_get(struct moat_worker *w, const struct moat_conf_server *s,
+				  const struct moat_conf_upstream *up, int fresh, int *err);
+void moat_bconn_release(struct moat_bconn *b, int reusable, const struct moat_conf_upstream *up);
+void moat_bconn_close(struct moat_bconn *b);
+void moat_bconn_free(struct moat_bconn *b);
+void moat_bconn_set_timer(struct moat_bconn *b, uint64_t deadline);
+
+/* balancer (upstream/rr.c through these) */
+size_t moat_pick_server(struct moat_worker *w, struct moat_txn *t, size_t exclude_mask_bits);
+
+#endif

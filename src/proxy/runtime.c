@@ -1,0 +1,141 @@
+/*
+ * runtime.c - the control thread's side of the proxy: starting workers,
+ * publishing a new config generation on reload, and stopping.
+ *
+ * The published generation (rt->current) is read by workers under
+ * rt->lock only when they adopt it (on a wake-up), never on a request's
+ * way. Each holder of a confref (the runtime while it is current, each
+ * worker pin) owns one reference; the last put frees the snapshot.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/sock.h"
+#include "proxy/proxy.h"
+
+void moat_confref_put(struct moat_confref *r)
+{
+	if (atomic_fetch_sub(&r->refs, 1) == 1) {
+		moat_conf_free(r->conf);
+		free(r);
+	}
+}
+
+static struct moat_confref *confref_new(struct moat_runtime *rt, struct moat_conf *conf)
+{
+	struct moat_confref *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->conf = conf;
+	atomic_init(&r->refs, 1);
+	r->generation = ++rt->generation;
+	r->loaded_at = (int64_t)time(NULL);
+	return r;
+}
+
+int moat_runtime_start(struct moat_runtime *rt, struct moat_conf *conf, unsigned nworkers)
+{
+	int err = 0;
+
+	pthread_mutex_init(&rt->lock, NULL);
+	pthread_cond_init(&rt->cond, NULL);
+	atomic_init(&rt->stopping, 0);
+	rt->current = confref_new(rt, conf);
+	if (!rt->current)
+		return -ENOMEM;
+	rt->nworkers = nworkers;
+	rt->workers = calloc(nworkers, sizeof(*rt->workers));
+	if (!rt->workers)
+		return -ENOMEM;
+	for (unsigned i = 0; i < nworkers; i++) {
+		rt->workers[i].id = i;
+		rt->workers[i].rt = rt;
+		if (pthread_create(&rt->workers[i].thread, NULL, moat_worker_main, &rt->workers[i]) != 0) {
+			rt->nworkers = i;
+			err = -EAGAIN;
+			break;
+		}
+	}
+	pthread_mutex_lock(&rt->lock);
+	while (rt->started < rt->nworkers)
+		pthread_cond_wait(&rt->cond, &rt->lock);
+	pthread_mutex_unlock(&rt->lock);
+	for (unsigned i = 0; i < rt->nworkers && !err; i++)
+		if (rt->workers[i].start_error)
+			err = rt->workers[i].start_error;
+	return err;
+}
+
+/* A listener address that no worker has yet must be bindable: probe it
+ * here so that a reload with a bad address is refused as a whole. */
+static int probe_listeners(const struct moat_conf *old, const struct moat_conf *c, char *why, size_t whylen)
+{
+	for (size_t i = 0; i < c->nlisteners; i++) {
+		const struct moat_conf_listener *l = &c->listeners[i];
+		int fd, known = 0;
+
+		for (size_t j = 0; j < old->nlisteners; j++)
+			if (moat_sock_addr_eq((const struct sockaddr *)&old->listeners[j].addr.ss,
+					      (const struct sockaddr *)&l->addr.ss))
+				known = 1;
+		if (known)
+			continue;
+		fd = moat_sock_listen((const struct sockaddr *)&l->addr.ss, l->addr.len, 1);
+		if (fd < 0) {
+			snprintf(why, whylen, "%s:%u:%u: cannot listen on %s: %s", c->file ? c->file : "-",
+				 l->addr.pos.line, l->addr.pos.col, l->addr.text, strerror(-fd));
+			return fd;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+int moat_runtime_reload(struct moat_runtime *rt, struct moat_conf *conf)
+{
+	struct moat_confref *r, *old;
+	char why[512];
+	int err;
+
+	pthread_mutex_lock(&rt->lock);
+	err = probe_listeners(rt->current->conf, conf, why, sizeof(why));
+	pthread_mutex_unlock(&rt->lock);
+	if (err) {
+		MOAT_ERR("reload refused: %s", why);
+		moat_conf_free(conf);
+		return err;
+	}
+	pthread_mutex_lock(&rt->lock);
+	r = confref_new(rt, conf);
+	if (!r) {
+		pthread_mutex_unlock(&rt->lock);
+		moat_conf_free(conf);
+		return -ENOMEM;
+	}
+	old = rt->current;
+	rt->current = r;
+	pthread_mutex_unlock(&rt->lock);
+	moat_confref_put(old);
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		moat_loop_wake(&rt->workers[i].loop);
+	MOAT_INFO("config reloaded (generation %llu)", (unsigned long long)r->generation);
+	return 0;
+}
+
+void moat_runtime_stop(struct moat_runtime *rt)
+{
+	atomic_store(&rt->stopping, 1);
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		moat_loop_wake(&rt->workers[i].loop);
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		pthread_join(rt->workers[i].thread, NULL);
+	if (rt->current)
+		moat_confref_put(rt->current);
+	rt->current = NULL;
+	free(rt->workers);
+	rt->workers = NULL;
+}

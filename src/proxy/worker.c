@@ -1,0 +1,450 @@
+/*
+ * worker.c - one worker thread: its loop, its SO_REUSEPORT listeners, its
+ * client conns, its pins on config generations, and its part of a
+ * graceful stop.
+ *
+ * Config generations: the runtime publishes a confref; a worker adopts it
+ * when woken (moat_worker_adopt), keeps the previous one pinned while txns
+ * started under it still run (wconf->users), and drops its reference to a
+ * generation when the last such txn ends.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/sock.h"
+#include "proxy/proxy.h"
+#include "upstream/rr.h"
+
+#define ACCEPT_BATCH 64
+#define HDRS_CAP 1024
+
+/* ---- config pins ---- */
+
+static void rr_free(struct moat_rr *rr, size_t n)
+{
+	if (!rr)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(rr[i].current);
+		free(rr[i].weight);
+		free(rr[i].down_until);
+		free(rr[i].eligible);
+	}
+	free(rr);
+}
+
+static struct moat_wconf *wconf_new(struct moat_confref *ref)
+{
+	const struct moat_conf *c = ref->conf;
+	struct moat_wconf *wc = calloc(1, sizeof(*wc));
+
+	if (!wc)
+		return NULL;
+	wc->ref = ref;
+	wc->rr = calloc(c->nupstreams ? c->nupstreams : 1, sizeof(*wc->rr));
+	if (!wc->rr) {
+		free(wc);
+		return NULL;
+	}
+	for (size_t i = 0; i < c->nupstreams; i++) {
+		size_t n = c->upstreams[i].nservers;
+		struct moat_rr *r = &wc->rr[i];
+
+		r->n = n;
+		r->current = calloc(n, sizeof(*r->current));
+		r->weight = calloc(n, sizeof(*r->weight));
+		r->down_until = calloc(n, sizeof(*r->down_until));
+		r->eligible = calloc(n, 1);
+		if (!r->current || !r->weight || !r->down_until || !r->eligible) {
+			rr_free(wc->rr, c->nupstreams);
+			free(wc);
+			return NULL;
+		}
+		for (size_t j = 0; j < n; j++)
+			r->weight[j] = c->upstreams[i].servers[j].weight ? c->upstreams[i].servers[j].weight : 1;
+	}
+	return wc;
+}
+
+static void wconf_free(struct moat_wconf *wc)
+{
+	rr_free(wc->rr, wc->ref->conf->nupstreams);
+	moat_confref_put(wc->ref);
+	free(wc);
+}
+
+void moat_wconf_put(struct moat_worker *w, struct moat_wconf *wc)
+{
+	wc->users--;
+	if (wc->users == 0 && wc != w->conf) {
+		for (struct moat_wconf **pp = &w->old; *pp; pp = &(*pp)->next) {
+			if (*pp == wc) {
+				*pp = wc->next;
+				break;
+			}
+		}
+		wconf_free(wc);
+	}
+}
+
+size_t moat_pick_server(struct moat_worker *w, struct moat_txn *t, size_t unused)
+{
+	struct moat_rr *r = &t->wc->rr[t->up_idx];
+	uint64_t now = w->loop.now_ms;
+	size_t any = 0, idx;
+
+	(void)unused;
+	if (r->n == 1)
+		return 0;
+	for (size_t i = 0; i < r->n; i++) {
+		r->eligible[i] = r->down_until[i] <= now;
+		any += r->eligible[i];
+	}
+	/* Every server marked down: try them all rather than refuse. */
+	idx = moat_rr_pick(r->current, r->weight, any ? r->eligible : NULL, r->n);
+	return idx < r->n ? idx : 0;
+}
+
+/* ---- listeners ---- */
+
+static void accept_ready(struct moat_listener *l);
+
+static void listener_event(struct moat_ev *ev, uint32_t events)
+{
+	(void)events;
+	accept_ready((struct moat_listener *)ev);
+}
+
+static void accept_ready(struct moat_listener *l)
+{
+	struct moat_worker *w = l->w;
+	const struct moat_conf *conf = w->conf->ref->conf;
+
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd;
+
+		if (w->nclients >= conf->limits.conns_max) {
+			w->accept_paused = 1;
+			return;
+		}
+		fd = accept4(l->ev.fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/* Out of descriptors: back off instead of spinning. */
+				MOAT_WARN("w%u: accept: %s; pausing accepts for 100 ms", w->id, strerror(errno));
+				w->accept_paused = 1;
+				moat_timer_set(&w->loop.timers, &w->accept_timer, w->loop.now_ms + 100);
+			}
+			return;
+		}
+		{
+			int one = 1;
+
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		}
+		moat_client_accept(w, fd, (struct sockaddr *)&ss, len);
+	}
+	/* Batch used up: more may wait; come back after this iteration's
+	 * other events (edge-triggered: no new edge would come). */
+	moat_loop_defer(&w->loop, &w->reap);
+	w->accept_paused = 1;
+}
+
+static void resume_accepts(struct moat_worker *w)
+{
+	if (!w->accept_paused || w->stopping)
+		return;
+	w->accept_paused = 0;
+	for (size_t i = 0; i < w->nlisteners; i++)
+		accept_ready(w->listeners[i]);
+}
+
+static void accept_timer_cb(struct moat_timer *tm)
+{
+	struct moat_worker *w = (struct moat_worker *)((char *)tm - offsetof(struct moat_worker, accept_timer));
+
+	resume_accepts(w);
+}
+
+void moat_worker_client_gone(struct moat_worker *w)
+{
+	if (w->accept_paused)
+		moat_loop_defer(&w->loop, &w->reap);
+	if (w->stopping && w->nclients == 0)
+		w->loop.stop = 1;
+}
+
+static void close_listener(struct moat_worker *w, struct moat_listener *l)
+{
+	/* Take what already waits in the accept queue: closing a
+	 * SO_REUSEPORT socket would reset those connections. */
+	if (!w->stopping || w->nclients < w->conf->ref->conf->limits.conns_max)
+		accept_ready(l);
+	close(l->ev.fd);
+	free(l);
+}
+
+/* Brings the worker's listeners in line with its current config: keeps
+ * sockets whose address stays, opens new ones, closes the rest. Returns 0
+ * or the first -errno. */
+static int sync_listeners(struct moat_worker *w)
+{
+	const struct moat_conf *c = w->conf->ref->conf;
+	struct moat_listener **nl = calloc(c->nlisteners ? c->nlisteners : 1, sizeof(*nl));
+	int err = 0;
+
+	if (!nl)
+		return -ENOMEM;
+	for (size_t i = 0; i < w->nlisteners; i++)
+		w->listeners[i]->keep = 0;
+	for (size_t i = 0; i < c->nlisteners; i++) {
+		const struct moat_conf_listener *cl = &c->listeners[i];
+		struct moat_listener *l = NULL;
+
+		for (size_t j = 0; j < w->nlisteners; j++) {
+			if (!w->listeners[j]->keep &&
+			    moat_sock_addr_eq((const struct sockaddr *)&w->listeners[j]->addr,
+					      (const struct sockaddr *)&cl->addr.ss)) {
+				l = w->listeners[j];
+				break;
+			}
+		}
+		if (!l) {
+			int fd = moat_sock_listen((const struct sockaddr *)&cl->addr.ss, cl->addr.len,
+						  (int)cl->backlog);
+
+			if (fd < 0) {
+				MOAT_ERR("w%u: cannot listen on %s: %s", w->id, cl->addr.text, strerror(-fd));
+				if (!err)
+					err = fd;
+				continue;
+			}
+			{
+				int secs = 1;
+
+				setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs));
+			}
+			l = calloc(1, sizeof(*l));
+			if (!l) {
+				close(fd);
+				err = -ENOMEM;
+				continue;
+			}
+			l->w = w;
+			l->ev.fd = fd;
+			l->ev.cb = listener_event;
+			memcpy(&l->addr, &cl->addr.ss, cl->addr.len);
+			l->addrlen = cl->addr.len;
+			if (moat_loop_add(&w->loop, &l->ev, 0) < 0) {
+				close(fd);
+				free(l);
+				err = -EIO;
+				continue;
+			}
+		}
+		l->keep = 1;
+		nl[i] = l;
+	}
+	for (size_t j = 0; j < w->nlisteners; j++)
+		if (!w->listeners[j]->keep)
+			close_listener(w, w->listeners[j]);
+	free(w->listeners);
+	/* Compact (a failed bind leaves a hole). */
+	{
+		size_t n = 0;
+
+		for (size_t i = 0; i < c->nlisteners; i++)
+			if (nl[i])
+				nl[n++] = nl[i];
+		w->listeners = nl;
+		w->nlisteners = n;
+	}
+	return err;
+}
+
+/* Adopts the runtime's current generation if it is newer, and syncs the
+ * listeners with it. Returns 0 or the first listener error. */
+int moat_worker_adopt(struct moat_worker *w)
+{
+	struct moat_runtime *rt = w->rt;
+	struct moat_confref *ref;
+	struct moat_wconf *wc, *prev;
+
+	pthread_mutex_lock(&rt->lock);
+	ref = rt->current;
+	if (w->conf && w->conf->ref == ref) {
+		pthread_mutex_unlock(&rt->lock);
+		return 0;
+	}
+	atomic_fetch_add(&ref->refs, 1);
+	pthread_mutex_unlock(&rt->lock);
+
+	wc = wconf_new(ref);
+	if (!wc) {
+		MOAT_ERR("w%u: out of memory adopting config generation %llu", w->id,
+			 (unsigned long long)ref->generation);
+		moat_confref_put(ref);
+		return -ENOMEM;
+	}
+	prev = w->conf;
+	w->conf = wc;
+	if (prev) {
+		if (prev->users == 0) {
+			wconf_free(prev);
+		} else {
+			prev->next = w->old;
+			w->old = prev;
+		}
+	}
+	return sync_listeners(w);
+}
+
+/* ---- stop ---- */
+
+static void stop_timer_cb(struct moat_timer *tm)
+{
+	struct moat_worker *w = (struct moat_worker *)((char *)tm - offsetof(struct moat_worker, stop_timer));
+
+	MOAT_WARN("w%u: drain time over, closing %u connections", w->id, w->nclients);
+	while (w->clients)
+		moat_client_abort(w->clients); /* unlinks it */
+	w->loop.stop = 1;
+}
+
+static void begin_stop(struct moat_worker *w)
+{
+	struct moat_client *c, *next;
+
+	if (w->stopping)
+		return;
+	w->stopping = 1;
+	for (size_t i = 0; i < w->nlisteners; i++)
+		close_listener(w, w->listeners[i]);
+	w->nlisteners = 0;
+	for (c = w->clients; c; c = next) {
+		next = c->next;
+		moat_client_stop_idle(c);
+	}
+	if (w->nclients == 0) {
+		w->loop.stop = 1;
+		return;
+	}
+	moat_timer_set(&w->loop.timers, &w->stop_timer,
+		       w->loop.now_ms + w->conf->ref->conf->timeouts.drain);
+}
+
+static void on_wake(struct moat_loop *loop)
+{
+	struct moat_worker *w = loop->owner;
+
+	if (atomic_load(&w->rt->stopping)) {
+		begin_stop(w);
+		return;
+	}
+	moat_worker_adopt(w);
+}
+
+/* End of each loop iteration: free what was closed, resume accepts. */
+static void reap(struct moat_defer *d)
+{
+	struct moat_worker *w = (struct moat_worker *)((char *)d - offsetof(struct moat_worker, reap));
+
+	while (w->dead_clients) {
+		struct moat_client *c = w->dead_clients;
+
+		w->dead_clients = c->dead_next;
+		moat_client_free(c);
+	}
+	while (w->dead_bconns) {
+		struct moat_bconn *b = w->dead_bconns;
+
+		w->dead_bconns = b->dead_next;
+		moat_bconn_free(b);
+	}
+	resume_accepts(w);
+}
+
+static void worker_cleanup(struct moat_worker *w)
+{
+	while (w->pools) {
+		struct moat_bpool *p = w->pools;
+
+		while (p->idle)
+			moat_bconn_close(p->idle);
+		w->pools = p->next;
+		free(p);
+	}
+	reap(&w->reap);
+	for (size_t i = 0; i < w->nlisteners; i++) {
+		close(w->listeners[i]->ev.fd);
+		free(w->listeners[i]);
+	}
+	free(w->listeners);
+	w->listeners = NULL;
+	w->nlisteners = 0;
+	while (w->free_txns) {
+		struct moat_txn *t = w->free_txns;
+
+		w->free_txns = t->free_next;
+		free(t);
+	}
+	while (w->old) {
+		struct moat_wconf *wc = w->old;
+
+		w->old = wc->next;
+		wconf_free(wc);
+	}
+	if (w->conf)
+		wconf_free(w->conf);
+	w->conf = NULL;
+	free(w->hdrs);
+	moat_buf_pool_drain(&w->bufpool);
+	if (w->alog)
+		moat_alog_detach(w->alog);
+	moat_loop_destroy(&w->loop);
+}
+
+void *moat_worker_main(void *arg)
+{
+	struct moat_worker *w = arg;
+	struct moat_runtime *rt = w->rt;
+	int err;
+
+	err = moat_loop_init(&w->loop);
+	w->loop.owner = w;
+	w->loop.on_wake = on_wake;
+	w->reap.cb = reap;
+	w->stop_timer.cb = stop_timer_cb;
+	w->accept_timer.cb = accept_timer_cb;
+	w->bufpool.max_free = 256;
+	w->hdrs_cap = HDRS_CAP;
+	w->hdrs = calloc(HDRS_CAP, sizeof(*w->hdrs));
+	w->alog = moat_alog_ring_new(1u << 20);
+	if (!w->hdrs || !w->alog)
+		err = -ENOMEM;
+	if (w->alog)
+		moat_alog_attach(w->alog);
+	if (!err)
+		err = moat_worker_adopt(w);
+	pthread_mutex_lock(&rt->lock);
+	w->start_error = err;
+	rt->started++;
+	pthread_cond_broadcast(&rt->cond);
+	pthread_mutex_unlock(&rt->lock);
+	if (!err) {
+		if (atomic_load(&rt->stopping))
+			begin_stop(w);
+		moat_loop_run(&w->loop);
+	}
+	worker_cleanup(w);
+	return NULL;
+}
