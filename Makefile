@@ -53,7 +53,9 @@ $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libmoat.a
 deps:
 	@sh scripts/deps.sh
 
-run: deps all
+run:
+	@sh scripts/deps.sh build
+	@$(MAKE) --no-print-directory all
 	@sh scripts/run-demo.sh
 
 unit: $(UNITBIN)

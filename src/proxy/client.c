@@ -27,6 +27,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/sock.h"
@@ -237,6 +238,14 @@ static void txn_error(struct moat_client *c, int status)
 
 /* ---- access log ---- */
 
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static void capture_log(struct moat_txn *t, const struct moat_h1_head *h)
 {
 	size_t off = 0, cap = sizeof(t->logv);
@@ -294,7 +303,7 @@ static void write_access(struct moat_client *c, struct moat_txn *t)
 	r.status = t->status;
 	r.bytes_in = t->bytes_in;
 	r.bytes_out = t->bytes_out;
-	r.duration_us = (c->w->loop.now_ms - t->start_ms) * 1000u;
+	r.duration_us = (now_us() - t->start_us);
 	r.upstream = t->up ? t->up->name : NULL;
 	r.server = t->server_text;
 	r.conn_id = c->id;
@@ -396,8 +405,10 @@ static void start_txn(struct moat_client *c, struct moat_h1_head *h, size_t head
 	t->req_done = h->framing == MOAT_H1_BODY_NONE;
 	t->upgrade = (h->flags & MOAT_H1_F_UPGRADE) && (h->flags & MOAT_H1_F_CONN_UPGRADE);
 	t->expect = (h->flags & MOAT_H1_F_EXPECT_100) && !t->req_done;
-	if (moat_alog_enabled())
+	if (moat_alog_enabled()) {
+		t->start_us = now_us();
 		capture_log(t, h);
+	}
 
 	if (h->method_len == 7 && memcmp(h->method, "CONNECT", 7) == 0) {
 		moat_buf_consume(&c->in, headlen);
@@ -435,6 +446,12 @@ static void start_txn(struct moat_client *c, struct moat_h1_head *h, size_t head
 	f.target_len = path_len;
 	f.host = host;
 	f.host_len = host_len;
+	if (!host) {
+		/* HTTP/1.0 without Host: the backend gets the upstream's
+		 * name, as nginx sends $proxy_host. */
+		f.host = t->up->name;
+		f.host_len = strlen(t->up->name);
+	}
 	f.client_ip = ip;
 	f.client_ipv6 = c->peer.ss_family == AF_INET6;
 	f.peer_trusted = conf->ntrusted_proxies &&

@@ -122,6 +122,7 @@ struct moat_txn {
 	struct moat_bconn *b;
 	struct moat_buf reqhead;    /* serialized request head, kept for a retry */
 	uint64_t start_ms;
+	uint64_t start_us;          /* precise start, for the access log */
 
 	/* request */
 	enum moat_h1_framing req_framing;

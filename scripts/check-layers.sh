@@ -1,0 +1,39 @@
+#!/bin/sh
+# check-layers.sh - fails when a file includes a header from a layer above
+# its own. Layers (a layer may include only those listed for it):
+#   core      core
+#   http      core http
+#   conf      core conf
+#   upstream  core http conf upstream
+#   proxy     core http conf upstream proxy
+# src/main.c may include anything.
+set -u
+cd "$(dirname "$0")/.."
+bad=0
+allowed() {
+	case "$1" in
+	core) echo "core" ;;
+	http) echo "core http" ;;
+	conf) echo "core conf" ;;
+	upstream) echo "core http conf upstream" ;;
+	proxy) echo "core http conf upstream proxy" ;;
+	*) echo "" ;;
+	esac
+}
+for f in $(find src -mindepth 2 -name '*.[ch]'); do
+	layer=$(echo "$f" | cut -d/ -f2)
+	ok=$(allowed "$layer")
+	if [ -z "$ok" ]; then
+		echo "check-layers: $f: layer '$layer' is not in scripts/check-layers.sh"
+		bad=1
+		continue
+	fi
+	for inc in $(grep -E '^#include "' "$f" | sed -E 's/#include "([^/"]+)\/.*/\1/'); do
+		case " $ok " in
+		*" $inc "*) ;;
+		*) echo "check-layers: $f includes from '$inc', above layer '$layer'"; bad=1 ;;
+		esac
+	done
+done
+[ $bad -eq 0 ] && echo "check-layers: ok"
+exit $bad
