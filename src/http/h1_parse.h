@@ -9,7 +9,16 @@
  * the same (grown) buffer after MOAT_AGAIN.
  *
  * Strictness: anything two servers could frame differently is an error,
- * never a guess (see docs/security.md for the list).
+ * never a guess (docs/internals/h1-parser.md lists what is refused, with
+ * which error, and why).
+ *
+ * Restartability: the parser keeps no state between calls and scans from
+ * byte 0 each time. For any prefix of an input the result is either
+ * MOAT_AGAIN or the result for the whole input: an error is reported as
+ * soon as the bytes seen prove it (limits included: a head that can no
+ * longer fit fails before it is complete), and a valid head never yields an
+ * error on one of its prefixes. After MOAT_AGAIN or an error the contents
+ * of struct moat_h1_head are unspecified.
  */
 #ifndef MOAT_HTTP_H1_PARSE_H
 #define MOAT_HTTP_H1_PARSE_H
@@ -23,7 +32,7 @@
 #define MOAT_H1_EBAD          (-5001) /* malformed: 400, close */
 #define MOAT_H1_EURI_TOO_LONG (-5002) /* request line too long: 414, close */
 #define MOAT_H1_EHDR_TOO_BIG  (-5003) /* header section / count / field too large: 431, close */
-#define MOAT_H1_ETE_UNKNOWN   (-5004) /* Transfer-Encoding other than final chunked: 501 (request) / 502 (response), close */
+#define MOAT_H1_ETE_UNKNOWN   (-5004) /* Transfer-Encoding with a coding we do not implement: 501 (request) / 502 (response), close */
 #define MOAT_H1_EVERSION      (-5005) /* HTTP version not 1.0 / 1.1: 505, close */
 
 /* How the body that follows a head is delimited. */
@@ -52,17 +61,22 @@ struct moat_h1_header {
 	size_t value_len;
 };
 
-/* Limits applied while parsing; every value must be > 0. */
+/* Limits applied while parsing; every value must be > 0 (a 0 refuses
+ * everything). Sizes over INT_MAX act as INT_MAX, since the head length is
+ * returned as an int. */
 struct moat_h1_limits {
-	size_t request_line_max; /* bytes of the request line incl. CRLF (414 past it) */
-	size_t header_size_max;  /* bytes of the whole head incl. request line (431 past it) */
+	size_t request_line_max; /* bytes of the request line incl. CRLF (414 past it); requests only */
+	size_t header_size_max;  /* bytes of the whole head incl. start line, skipped empty lines and
+				  * the final CRLF (431 past it) */
 	size_t header_count_max; /* number of header fields (431 past it) */
 };
 
 /* A parsed head. Before calling, set `headers` to an array of
- * `header_cap` entries (header_cap >= limits->header_count_max is the
- * caller's duty for requests; for responses the parser fails with
- * MOAT_H1_EHDR_TOO_BIG if the array is too small). */
+ * `header_cap` entries. The parser never writes past it: more fields than
+ * min(header_cap, limits->header_count_max) fail with MOAT_H1_EHDR_TOO_BIG,
+ * for requests and responses alike (so give requests an array of at least
+ * header_count_max entries, or the array size becomes the limit). All
+ * other members are outputs, reset at each call. */
 struct moat_h1_head {
 	/* request line (requests) */
 	const char *method;
@@ -82,25 +96,34 @@ struct moat_h1_head {
 	enum moat_h1_framing framing; /* out */
 	uint64_t content_length;      /* out, valid when framing == LENGTH */
 	unsigned flags;               /* out, MOAT_H1_F_* */
-	const char *host;             /* out: the Host value (requests), or NULL */
+	const char *host;             /* out: the Host value (requests; may be empty), or NULL */
 	size_t host_len;
 };
 
 /*
  * Parses a request head from buf[0..len).
- * Returns the length of the head (request line through the empty line) on
- * success, MOAT_AGAIN if the head is incomplete and within limits, or one
- * of MOAT_H1_E* on error. On success the framing rules of RFC 9112 §6 are
- * applied: Transfer-Encoding must be exactly "chunked" (case-insensitive,
- * once) and not combined with Content-Length; Content-Length must be one
- * valid decimal (a repeated identical value in one field list is refused
- * too); HTTP/1.1 requires exactly one Host; no Content-Length and no
- * Transfer-Encoding means no body. Refused: obs-fold, bare CR or LF,
- * NUL / control bytes in names or values, whitespace before the colon,
- * an empty or non-token method, a target with SP / control bytes, an
- * HTTP-version other than HTTP/1.0 and HTTP/1.1 (EVERSION for HTTP/x.y
- * with other digits, EBAD for garbage). Leading empty lines (CRLF) before
- * the request line are skipped, at most a few, per RFC 9112 §2.2.
+ * Returns the length of the head (from buf[0], so including any skipped
+ * leading empty lines, through the empty line) on success, MOAT_AGAIN if
+ * the head is incomplete and within limits, or one of MOAT_H1_E* on error.
+ * On success the framing rules of RFC 9112 §6 are applied:
+ * Transfer-Encoding must be exactly one "chunked" element over all its
+ * fields (case-insensitive), never with Content-Length (EBAD) nor in
+ * HTTP/1.0 (EBAD); chunked missing, not final, repeated or in a list with
+ * empty elements is EBAD (400, §6.3), a final chunked after another coding
+ * is ETE_UNKNOWN (501). Content-Length must be one field holding one
+ * decimal <= 2^62 (a list, even "5, 5", or a second field, even identical,
+ * is EBAD). Host: at most one in any version, exactly one in HTTP/1.1, and
+ * only reg-name / IP-literal / port characters. No Content-Length and no
+ * Transfer-Encoding means no body. Refused (EBAD): obs-fold, bare CR or
+ * LF, NUL / control bytes / DEL in names or values (HTAB and obs-text are
+ * allowed in values), whitespace before the colon, an empty or non-token
+ * field name or method, an empty target or one with SP / CTL / DEL /
+ * non-ASCII bytes, an HTTP-version other than HTTP/1.0 and HTTP/1.1
+ * (EVERSION for "HTTP/" DIGIT "." DIGIT with other digits, EBAD for
+ * anything else, e.g. "http/1.1" or "HTTP/1.1x"). Up to 4 leading empty
+ * lines (CRLF) before the request line are skipped (RFC 9112 §2.2), a 5th
+ * is EBAD. The form of the target (origin, absolute, authority, asterisk)
+ * is not checked against the method: that is the caller's.
  * Thread-safe, no allocation.
  */
 int moat_h1_parse_request(const char *buf, size_t len, struct moat_h1_head *head,
@@ -109,10 +132,16 @@ int moat_h1_parse_request(const char *buf, size_t len, struct moat_h1_head *head
 /*
  * Parses a response head (from a backend) from buf[0..len).
  * `req_method_head` is nonzero when the request was HEAD (the response then
- * has no body), `req_connect` likewise for CONNECT 2xx. Same returns as
- * moat_h1_parse_request. Framing: 1xx/204/304 or HEAD: NONE; TE chunked:
- * CHUNKED (CL ignored if both: refused as EBAD, strict); CL: LENGTH;
- * neither: CLOSE. Status must be three digits 100..999.
+ * has no body). A 2xx answer to CONNECT is not special here: the caller
+ * turns it into a tunnel whatever `framing` says. Same returns and same
+ * field rules as moat_h1_parse_request (Host, Expect and TE are not
+ * interpreted; request_line_max does not apply; no leading empty lines).
+ * Status line: "HTTP/1.x" SP 3DIGIT (100..999) [SP reason] CRLF; the reason
+ * may be empty or, leniently, missing with its SP; it may hold obs-text.
+ * Framing: 1xx (101 included), 204, 304 or HEAD: NONE, whatever CL / TE
+ * say, but a Content-Length present must still be valid (it is forwarded);
+ * otherwise TE with CL or TE in HTTP/1.0: EBAD; TE other than exactly one
+ * "chunked": ETE_UNKNOWN; TE chunked: CHUNKED; CL: LENGTH; neither: CLOSE.
  */
 int moat_h1_parse_response(const char *buf, size_t len, struct moat_h1_head *head,
 			   const struct moat_h1_limits *lim, int req_method_head);
@@ -122,7 +151,9 @@ int moat_h1_parse_response(const char *buf, size_t len, struct moat_h1_head *hea
 int moat_h1_name_is(const struct moat_h1_header *h, const char *lower, size_t lower_len);
 
 /* Returns nonzero when the comma-separated list `v[0..len)` contains the
- * token `lower` (case-insensitive, ignoring OWS around elements). */
+ * token `lower` (case-insensitive, ignoring OWS around elements). Meant for
+ * token lists (Connection, TE): quoted strings are not understood, so a
+ * comma inside one splits elements. */
 int moat_h1_list_has(const char *v, size_t len, const char *lower, size_t lower_len);
 
 #endif
