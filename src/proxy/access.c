@@ -7,15 +7,19 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Writing stops at `lim`, which stays below cap - 1 so the closing '\n'
+ * always fits and the length stays < cap. String fields get a budget each
+ * (`field`) so one long field cannot push the ones after it out. */
 struct w {
 	char *p;
-	size_t n, cap;
+	size_t n, lim;
+	size_t field;
 };
 
 static void put(struct w *w, const char *s, size_t n)
 {
-	if (w->n + n >= w->cap)
-		n = w->cap - w->n - 1;
+	if (w->n + n > w->lim)
+		n = w->lim - w->n;
 	memcpy(w->p + w->n, s, n);
 	w->n += n;
 }
@@ -39,7 +43,9 @@ static const char hexd[] = "0123456789abcdef";
  * are written as \u00XX so the line stays valid UTF-8 whatever came in. */
 static void put_json(struct w *w, const char *s, size_t n)
 {
-	for (size_t i = 0; i < n && w->n + 8 < w->cap; i++) {
+	size_t end = w->n + w->field < w->lim ? w->n + w->field : w->lim;
+
+	for (size_t i = 0; i < n && w->n + 6 <= end; i++) {
 		unsigned char ch = (unsigned char)s[i];
 
 		if (ch == '"' || ch == '\\') {
@@ -58,7 +64,9 @@ static void put_json(struct w *w, const char *s, size_t n)
 
 static void put_text(struct w *w, const char *s, size_t n)
 {
-	for (size_t i = 0; i < n && w->n + 6 < w->cap; i++) {
+	size_t end = w->n + w->field < w->lim ? w->n + w->field : w->lim;
+
+	for (size_t i = 0; i < n && w->n + 4 <= end; i++) {
 		unsigned char ch = (unsigned char)s[i];
 
 		if (ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x7f) {
@@ -82,8 +90,18 @@ static void json_field(struct w *w, const char *name, const char *v, size_t n)
 
 size_t moat_access_format(char *out, size_t cap, int format, const struct moat_access_rec *r)
 {
-	struct w w = { out, 0, cap };
+	struct w w = { out, 0, 0, 0 };
 	char tmp[64];
+
+	if (cap < 2) {
+		if (cap)
+			out[0] = '\0';
+		return 0;
+	}
+	w.lim = cap - 2;
+	/* The fixed parts of a line take under 320 bytes; the nine string
+	 * fields share the rest. */
+	w.field = cap > 320 ? (cap - 320) / 9 : 0;
 
 	if (format == MOAT_ACCESS_JSON) {
 		puts_(&w, "{\"time\":\"");

@@ -172,6 +172,8 @@ static void bconn_event(struct moat_ev *ev, uint32_t events)
 		return;
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		b->io.can_read = 1;
+	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		b->io.hup = 1;
 	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		b->io.can_write = 1;
 	switch (b->state) {

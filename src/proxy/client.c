@@ -44,6 +44,7 @@
 #define BODY_IN_EXTRA     (64u * 1024u)        /* input buffer room past the head limit */
 #define LINGER_MS         2000u                /* drain after half-close, then close */
 #define MAX_TRIES_EXTRA   1u                   /* retries beyond one per server */
+#define REPLAY_MAX        (64u * 1024u)        /* request bytes kept to resend on a retry */
 
 static const struct moat_conf *cur_conf(const struct moat_client *c)
 {
@@ -370,6 +371,55 @@ static int split_absolute(const char *t, size_t n, const char **auth, size_t *al
 	return 1;
 }
 
+static int upgrade_is_h2c(const struct moat_h1_head *h)
+{
+	for (size_t i = 0; i < h->nheaders; i++)
+		if (moat_h1_name_is(&h->headers[i], "upgrade", 7) &&
+		    moat_h1_list_has(h->headers[i].value, h->headers[i].value_len, "h2c", 3))
+			return 1;
+	return 0;
+}
+
+/* An authority from an absolute-form target must be a plain host[:port]:
+ * no userinfo ('@'), nothing a Host header could not carry. */
+static int authority_ok(const char *a, size_t n)
+{
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)a[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      strchr("-._~%!$&'()*+,;=:[]", ch)) || ch == 0)
+			return 0;
+	}
+	return 1;
+}
+
+/* Checks the chunked body bytes that arrived with the head, so that a
+ * request whose body is already visibly malformed never reaches a backend.
+ * Returns 0 or a chunked error. */
+static int prescan_chunked(const struct moat_buf *in)
+{
+	struct moat_chunked d;
+	const char *p = moat_buf_head(in);
+	size_t len = moat_buf_len(in);
+
+	moat_chunked_init(&d);
+	while (len) {
+		size_t consumed, off, n;
+		int ev = moat_chunked_decode(&d, p, len, &consumed, &off, &n);
+
+		if (ev < 0)
+			return ev;
+		if (ev == MOAT_CHUNKED_DONE || (ev == MOAT_CHUNKED_NEED && consumed == 0))
+			break;
+		p += consumed;
+		len -= consumed;
+	}
+	return 0;
+}
+
 static void start_txn(struct moat_client *c, struct moat_h1_head *h, size_t headlen)
 {
 	struct moat_worker *w = c->w;
@@ -402,8 +452,12 @@ static void start_txn(struct moat_client *c, struct moat_h1_head *h, size_t head
 	t->req_framing = h->framing;
 	t->req_remaining = h->content_length;
 	moat_chunked_init(&t->req_chunk);
-	t->req_done = h->framing == MOAT_H1_BODY_NONE;
-	t->upgrade = (h->flags & MOAT_H1_F_UPGRADE) && (h->flags & MOAT_H1_F_CONN_UPGRADE);
+	t->req_done = h->framing == MOAT_H1_BODY_NONE ||
+		      (h->framing == MOAT_H1_BODY_LENGTH && h->content_length == 0);
+	/* Upgrades are tunnelled, except h2c: HTTP/2 is moat's to speak,
+	 * not to pass through (its HTTP2-Settings is hop-by-hop). */
+	t->upgrade = (h->flags & MOAT_H1_F_UPGRADE) && (h->flags & MOAT_H1_F_CONN_UPGRADE) &&
+		     !upgrade_is_h2c(h);
 	t->expect = (h->flags & MOAT_H1_F_EXPECT_100) && !t->req_done;
 	if (moat_alog_enabled()) {
 		t->start_us = now_us();
@@ -417,8 +471,8 @@ static void start_txn(struct moat_client *c, struct moat_h1_head *h, size_t head
 		return;
 	}
 	abs = split_absolute(h->target, h->target_len, &host, &host_len, &path, &path_len);
-	if (abs < 0 || (abs == 0 && path_len && path[0] != '/' &&
-			!(path_len == 1 && path[0] == '*'))) {
+	if (abs < 0 || (abs > 0 && !authority_ok(host, host_len)) ||
+	    (abs == 0 && path_len && path[0] != '/' && !(path_len == 1 && path[0] == '*'))) {
 		moat_buf_consume(&c->in, headlen);
 		t->keepalive = 0;
 		txn_error(c, 400);
@@ -451,6 +505,7 @@ static void start_txn(struct moat_client *c, struct moat_h1_head *h, size_t head
 		 * name, as nginx sends $proxy_host. */
 		f.host = t->up->name;
 		f.host_len = strlen(t->up->name);
+		f.host_fallback = 1;
 	}
 	f.client_ip = ip;
 	f.client_ipv6 = c->peer.ss_family == AF_INET6;
@@ -469,6 +524,12 @@ static void start_txn(struct moat_client *c, struct moat_h1_head *h, size_t head
 	}
 	/* The head's strings point into c->in: done with them now. */
 	moat_buf_consume(&c->in, headlen);
+	if (t->req_framing == MOAT_H1_BODY_CHUNKED && prescan_chunked(&c->in) < 0) {
+		log_refusal(c, 400, "bad chunked request body");
+		t->keepalive = 0;
+		txn_error(c, 400);
+		return;
+	}
 	if (t->expect && moat_buf_len(&c->in) == 0) {
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -551,7 +612,7 @@ static void backend_failed(struct moat_client *c, int status)
 {
 	struct moat_txn *t = c->txn;
 	struct moat_bconn *b = t->b;
-	int stale = b && b->reused && !t->got_byte && !t->body_started && status != 504;
+	int stale = b && b->reused && !t->got_byte && !t->replay_lost && status != 504;
 
 	if (b) {
 		b->c = NULL;
@@ -589,6 +650,26 @@ static int chunk_header(char *out, uint64_t n)
 	return snprintf(out, 24, "%llx\r\n", (unsigned long long)n);
 }
 
+/* Keeps a copy of request bytes sent to the backend while they fit in
+ * REPLAY_MAX, so that a stale pooled connection can be retried with the
+ * whole request; past that, no retry. */
+static void keep_for_replay(struct moat_txn *t, const struct iovec *v, int n)
+{
+	size_t total = 0;
+
+	if (t->replay_lost)
+		return;
+	for (int i = 0; i < n; i++)
+		total += v[i].iov_len;
+	if (t->got_byte || moat_buf_len(&t->reqhead) + total > REPLAY_MAX) {
+		t->replay_lost = 1;
+		moat_buf_release(&t->reqhead);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		moat_buf_append(&t->reqhead, v[i].iov_base, v[i].iov_len);
+}
+
 /* Returns 1 on progress, 0 when blocked, -1 when the txn ended. */
 static int pump_request(struct moat_client *c, struct moat_txn *t, struct moat_bconn *b)
 {
@@ -623,7 +704,7 @@ static int pump_request(struct moat_client *c, struct moat_txn *t, struct moat_b
 				backend_failed(c, 502);
 				return -1;
 			}
-			t->body_started = 1;
+			keep_for_replay(t, &v, 1);
 			moat_buf_consume(&c->in, n);
 			t->req_remaining -= n;
 			t->req_body_bytes += n;
@@ -659,6 +740,8 @@ static int pump_request(struct moat_client *c, struct moat_txn *t, struct moat_b
 				v[2].iov_base = "\r\n";
 				v[2].iov_len = 2;
 				r = moat_io_sendv(b->ev.fd, &b->io, &b->out, v, 3, 1);
+				if (r >= 0)
+					keep_for_replay(t, v, 3);
 			} else if (ev == MOAT_CHUNKED_TRAILER) {
 				struct iovec v[3];
 				int nv = 0;
@@ -673,11 +756,15 @@ static int pump_request(struct moat_client *c, struct moat_txn *t, struct moat_b
 				v[nv].iov_base = "\r\n";
 				v[nv++].iov_len = 2;
 				r = moat_io_sendv(b->ev.fd, &b->io, &b->out, v, nv, 1);
+				if (r >= 0)
+					keep_for_replay(t, v, nv);
 			} else if (ev == MOAT_CHUNKED_DONE) {
 				struct iovec v = { t->req_trailers ? "\r\n" : "0\r\n\r\n",
 						   t->req_trailers ? 2u : 5u };
 
 				r = moat_io_sendv(b->ev.fd, &b->io, &b->out, &v, 1, 1);
+				if (r >= 0)
+					keep_for_replay(t, &v, 1);
 				t->req_done = 1;
 			} else {
 				r = 0; /* NEED */
@@ -686,7 +773,6 @@ static int pump_request(struct moat_client *c, struct moat_txn *t, struct moat_b
 				backend_failed(c, 502);
 				return -1;
 			}
-			t->body_started = 1;
 			moat_buf_consume(&c->in, consumed);
 			if (consumed)
 				progress = 1;
@@ -1102,21 +1188,29 @@ static int run_txn(struct moat_client *c)
 		return 0;
 	case MOAT_TXN_TUNNEL:
 		return run_tunnel(c, t, b);
-	case MOAT_TXN_EXCHANGE:
-		if (moat_buf_len(&b->out)) {
-			if (moat_io_flush(b->ev.fd, &b->io, &b->out) < 0) {
-				backend_failed(c, 502);
-				return 1;
-			}
+	case MOAT_TXN_EXCHANGE: {
+		ssize_t n;
+
+		/* Queues first: room made here lets the pumps below move on. */
+		n = moat_io_flush(c->ev.fd, &c->io, &c->out);
+		if (n < 0) {
+			client_close(c);
+			return -1;
 		}
+		progress |= n > 0;
+		n = moat_io_flush(b->ev.fd, &b->io, &b->out);
+		if (n < 0) {
+			backend_failed(c, 502);
+			return 1;
+		}
+		progress |= n > 0;
 		r = pump_request(c, t, b);
 		if (r < 0)
 			return -1;
 		progress |= r;
 		if (!t->resp_started) {
 			if (moat_buf_len(&b->in) == 0) {
-				ssize_t n = moat_io_read(b->ev.fd, &b->io, &b->in);
-
+				n = moat_io_read(b->ev.fd, &b->io, &b->in);
 				if (n < 0) {
 					backend_failed(c, 502);
 					return 1;
@@ -1141,10 +1235,12 @@ static int run_txn(struct moat_client *c)
 				moat_bconn_set_timer(b, c->w->loop.now_ms + txn_conf(t)->timeouts.backend_idle);
 			}
 		}
-		if (moat_io_flush(c->ev.fd, &c->io, &c->out) < 0) {
+		n = moat_io_flush(c->ev.fd, &c->io, &c->out);
+		if (n < 0) {
 			client_close(c);
 			return -1;
 		}
+		progress |= n > 0;
 		if (t->resp_done) {
 			if (t->b)
 				release_backend(c, t);
@@ -1152,6 +1248,7 @@ static int run_txn(struct moat_client *c)
 			progress = 1;
 		}
 		return progress;
+	}
 	case MOAT_TXN_FINISHING:
 		if (moat_io_flush(c->ev.fd, &c->io, &c->out) < 0) {
 			client_close(c);
@@ -1301,6 +1398,8 @@ static void client_event(struct moat_ev *ev, uint32_t events)
 		return;
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->io.can_read = 1;
+	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->io.hup = 1;
 	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		c->io.can_write = 1;
 	moat_client_run(c);

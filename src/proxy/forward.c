@@ -16,8 +16,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MAX_CONN_TOKENS 32
-
 struct out {
 	struct moat_buf *b;
 	int err;
@@ -39,25 +37,20 @@ static void put_u64(struct out *o, uint64_t v)
 	put(o, tmp, (size_t)n);
 }
 
-struct span {
-	const char *p;
-	size_t n;
-};
-
-/* Collects the field names listed in every Connection header. */
-static size_t connection_tokens(const struct moat_h1_head *h, struct span *tok)
+/* Nonzero when a Connection header of `h` lists the name of field `f`
+ * (case-insensitive). Scans the Connection values each time: no bound on
+ * how many names a client may list. */
+static int listed(const struct moat_h1_head *h, const struct moat_h1_header *f)
 {
-	size_t nt = 0;
-
 	for (size_t i = 0; i < h->nheaders; i++) {
-		const struct moat_h1_header *f = &h->headers[i];
+		const struct moat_h1_header *c = &h->headers[i];
 		const char *p, *end;
 
-		if (!moat_h1_name_is(f, "connection", 10))
+		if (!moat_h1_name_is(c, "connection", 10))
 			continue;
-		p = f->value;
-		end = f->value + f->value_len;
-		while (p < end && nt < MAX_CONN_TOKENS) {
+		p = c->value;
+		end = c->value + c->value_len;
+		while (p < end) {
 			const char *s;
 
 			while (p < end && (*p == ',' || *p == ' ' || *p == '\t'))
@@ -65,21 +58,43 @@ static size_t connection_tokens(const struct moat_h1_head *h, struct span *tok)
 			s = p;
 			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
 				p++;
-			if (p > s) {
-				tok[nt].p = s;
-				tok[nt].n = (size_t)(p - s);
-				nt++;
-			}
+			if ((size_t)(p - s) == f->name_len && strncasecmp(s, f->name, f->name_len) == 0)
+				return 1;
 		}
 	}
-	return nt;
+	return 0;
 }
 
-static int listed(const struct moat_h1_header *f, const struct span *tok, size_t nt)
+/* Nonzero when a Connection header names anything beyond close,
+ * keep-alive and upgrade (which are removed anyway): the common case then
+ * skips the per-field scan. */
+static int connection_lists_fields(const struct moat_h1_head *h)
 {
-	for (size_t i = 0; i < nt; i++)
-		if (tok[i].n == f->name_len && strncasecmp(tok[i].p, f->name, f->name_len) == 0)
+	for (size_t i = 0; i < h->nheaders; i++) {
+		const struct moat_h1_header *c = &h->headers[i];
+		const char *p, *end;
+
+		if (!moat_h1_name_is(c, "connection", 10))
+			continue;
+		p = c->value;
+		end = c->value + c->value_len;
+		while (p < end) {
+			const char *s;
+			size_t n;
+
+			while (p < end && (*p == ',' || *p == ' ' || *p == '\t'))
+				p++;
+			s = p;
+			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+				p++;
+			n = (size_t)(p - s);
+			if (n == 0 || (n == 5 && strncasecmp(s, "close", 5) == 0) ||
+			    (n == 10 && strncasecmp(s, "keep-alive", 10) == 0) ||
+			    (n == 7 && strncasecmp(s, "upgrade", 7) == 0))
+				continue;
 			return 1;
+		}
+	}
 	return 0;
 }
 
@@ -92,6 +107,18 @@ static int name_in(const struct moat_h1_header *f, const char *const *names, siz
 			return 1;
 	}
 	return 0;
+}
+
+static int is_token(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)p[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      strchr("!#$%&'*+-.^_`|~", ch)) || ch == 0)
+			return 0;
+	}
+	return 1;
 }
 
 static void put_field(struct out *o, const struct moat_h1_header *f)
@@ -133,9 +160,10 @@ int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
 			  const struct moat_fwd_req *f)
 {
 	struct out o = { b, 0 };
-	struct span tok[MAX_CONN_TOKENS];
-	size_t nt = connection_tokens(h, tok);
+	int nt = connection_lists_fields(h);
 	const struct moat_h1_header *up = NULL;
+	const char *xhost = f->host && !f->host_fallback ? f->host : h->host;
+	size_t xhost_len = f->host && !f->host_fallback ? f->host_len : h->host_len;
 
 	put(&o, h->method, h->method_len);
 	PUTS(&o, " ");
@@ -206,7 +234,7 @@ int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
 		default:
 			break;
 		}
-		if (nt && listed(x, tok, nt))
+		if (nt && listed(h, x))
 			continue;
 		put_field(&o, x);
 	}
@@ -245,9 +273,9 @@ int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
 			PUTS(&o, "X-Forwarded-Host: ");
 			put(&o, xh->value, xh->value_len);
 			PUTS(&o, "\r\n");
-		} else if (h->host) {
+		} else if (xhost) {
 			PUTS(&o, "X-Forwarded-Host: ");
-			put(&o, h->host, h->host_len);
+			put(&o, xhost, xhost_len);
 			PUTS(&o, "\r\n");
 		}
 	}
@@ -264,15 +292,17 @@ int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
 		PUTS(&o, "for=");
 		put(&o, f->client_ip, strlen(f->client_ip));
 	}
-	if (h->host && h->host_len) {
-		/* host is a token or quoted-string; a Host value with ':' or
-		 * '[' needs quoting. */
-		int q = memchr(h->host, ':', h->host_len) || memchr(h->host, '[', h->host_len);
+	if (xhost && xhost_len) {
+		/* host= is a token or a quoted-string (RFC 7239 §4): quote
+		 * unless every byte is a token character, so a Host such as
+		 * "a,for=6.6.6.6" cannot add an element. The parser admits no
+		 * '"' or '\\' in a Host. */
+		int q = !is_token(xhost, xhost_len);
 
 		PUTS(&o, ";host=");
 		if (q)
 			PUTS(&o, "\"");
-		put(&o, h->host, h->host_len);
+		put(&o, xhost, xhost_len);
 		if (q)
 			PUTS(&o, "\"");
 	}
@@ -286,8 +316,7 @@ int moat_fwd_response_head(struct moat_buf *b, const struct moat_h1_head *h,
 			   const struct moat_fwd_resp *f)
 {
 	struct out o = { b, 0 };
-	struct span tok[MAX_CONN_TOKENS];
-	size_t nt = connection_tokens(h, tok);
+	int nt = connection_lists_fields(h);
 	char line[32];
 	int n;
 
@@ -320,7 +349,7 @@ int moat_fwd_response_head(struct moat_buf *b, const struct moat_h1_head *h,
 		}
 		if (name_in(x, f->hide, f->nhide) || name_in(x, f->hide2, f->nhide2))
 			continue;
-		if (nt && listed(x, tok, nt))
+		if (nt && listed(h, x))
 			continue;
 		put_field(&o, x);
 	}

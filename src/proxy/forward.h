@@ -18,8 +18,10 @@
 struct moat_fwd_req {
 	const char *target;        /* origin-form target to send */
 	size_t target_len;
-	const char *host;          /* Host to send (NULL: none) */
+	const char *host;          /* Host to send (NULL: the client's) */
 	size_t host_len;
+	int host_fallback;         /* host is moat's stand-in (no Host from the client):
+				    * X-Forwarded-Host and Forwarded host= are left out */
 	const char *client_ip;     /* textual client address */
 	int client_ipv6;
 	int peer_trusted;          /* the peer may extend X-Forwarded-* / Forwarded */

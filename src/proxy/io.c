@@ -22,7 +22,10 @@ ssize_t moat_io_read(int fd, struct moat_io *io, struct moat_buf *b)
 	r = read(fd, b->data + b->end, room);
 	if (r > 0) {
 		b->end += (size_t)r;
-		if ((size_t)r < room)
+		/* A short read drained the socket: the next edge will say
+		 * when more comes -- unless the FIN was already reported,
+		 * whose edge is spent: then read on to EOF. */
+		if ((size_t)r < room && !io->hup)
 			io->can_read = 0;
 		return r;
 	}
@@ -104,12 +107,15 @@ ssize_t moat_io_sendv(int fd, struct moat_io *io, struct moat_buf *out, const st
 	return (ssize_t)written_iov;
 }
 
-int moat_io_flush(int fd, struct moat_io *io, struct moat_buf *out)
+ssize_t moat_io_flush(int fd, struct moat_io *io, struct moat_buf *out)
 {
+	size_t before = moat_buf_len(out);
 	ssize_t r;
 
-	if (moat_buf_len(out) == 0)
+	if (before == 0)
 		return 0;
 	r = moat_io_sendv(fd, io, out, NULL, 0, 0);
-	return r < 0 ? (int)r : 0;
+	if (r < 0)
+		return r;
+	return (ssize_t)(before - moat_buf_len(out));
 }

@@ -28,7 +28,7 @@ ssize_t moat_io_read(int fd, struct moat_io *io, struct moat_buf *b);
 ssize_t moat_io_sendv(int fd, struct moat_io *io, struct moat_buf *out, const struct iovec *iov,
 		      int n, int copy_rest);
 
-/* Writes what `out` holds; returns 0 or -errno. */
-int moat_io_flush(int fd, struct moat_io *io, struct moat_buf *out);
+/* Writes what `out` holds; returns the bytes written or -errno. */
+ssize_t moat_io_flush(int fd, struct moat_io *io, struct moat_buf *out);
 
 #endif

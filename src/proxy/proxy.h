@@ -35,6 +35,7 @@ struct moat_worker;
 /* Edge-triggered readiness of one socket, as last seen. */
 struct moat_io {
 	unsigned char can_read, can_write, eof, wr_shut;
+	unsigned char hup;          /* the peer's FIN or an error was reported: read to EOF */
 };
 
 /* A published config generation, shared by all threads. */
@@ -120,7 +121,8 @@ struct moat_txn {
 	size_t up_idx, server_idx;
 	unsigned tries;
 	struct moat_bconn *b;
-	struct moat_buf reqhead;    /* serialized request head, kept for a retry */
+	struct moat_buf reqhead;    /* what was sent to the backend (head, then body while
+				     * it fits in REPLAY_MAX), kept for a retry */
 	uint64_t start_ms;
 	uint64_t start_us;          /* precise start, for the access log */
 
@@ -130,7 +132,7 @@ struct moat_txn {
 	uint64_t req_body_bytes;
 	struct moat_chunked req_chunk;
 	unsigned req_done : 1, is_head : 1, upgrade : 1, expect : 1, sent_100 : 1,
-		keepalive : 1, body_started : 1;
+		keepalive : 1, replay_lost : 1;
 	int minor;
 
 	/* response */

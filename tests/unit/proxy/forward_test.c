@@ -594,6 +594,7 @@ static void test_req_http10_without_host(void **state)
 	assert_null(f.host);
 	f.host = "backend-pool";
 	f.host_len = strlen("backend-pool");
+	f.host_fallback = 1; /* moat's stand-in: no X-Forwarded-Host / host= */
 	write_req(&f);
 	expect_out("GET /old HTTP/1.1\r\n"
 		   "Host: backend-pool\r\n"
