@@ -233,6 +233,18 @@ void moat_wconf_put(struct moat_worker *w, struct moat_wconf *wc);
 void moat_worker_client_gone(struct moat_worker *w);
 
 /* client.c */
+void moat_client_close(struct moat_client *c);
+void moat_client_closing(struct moat_client *c);
+void moat_client_head_error(struct moat_client *c, int status, const char *why);
+void moat_client_log_refusal(const struct moat_client *c, int status, const char *why);
+
+/* txn.c: start a txn for a parsed head (headlen bytes of c->in); run it as
+ * far as it goes (1 progress, 0 waiting, -1 ended); end it with moat's own
+ * response; finish it (access log, pins released). */
+void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headlen);
+int moat_txn_run(struct moat_client *c);
+void moat_txn_error(struct moat_client *c, int status);
+void moat_txn_finish(struct moat_client *c);
 void moat_client_accept(struct moat_worker *w, int fd, const struct sockaddr *sa, socklen_t len);
 void moat_client_free(struct moat_client *c);
 void moat_client_run(struct moat_client *c);

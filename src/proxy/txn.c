@@ -1,0 +1,1107 @@
+/*
+ * txn.c - one request carried to a backend and its response carried back.
+ *
+ * Phases: CONNECT (backend connection in progress) -> EXCHANGE (request
+ * body and response flowing, each direction bounded: a side is read only
+ * while the other side's queue is below OUT_LOW) -> FINISHING (response
+ * complete, flushing) or TUNNEL (after a 101).
+ *
+ *   start -> CONNECT -> EXCHANGE -> FINISHING -> (client HEAD or CLOSING)
+ *                 \________/  \-> TUNNEL -> close
+ *                  retry / next server
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/sock.h"
+#include "proxy/access.h"
+#include "proxy/errpage.h"
+#include "proxy/forward.h"
+#include "proxy/io.h"
+#include "proxy/proxy.h"
+#include "proxy/route.h"
+
+#define OUT_LOW           (64u * 1024u)        /* pump into a queue only below this */
+#define MAX_TRIES_EXTRA   1u                   /* retries beyond one per server */
+#define REPLAY_MAX        (64u * 1024u)        /* request bytes kept to resend on a retry */
+
+static const struct moat_conf *cur_conf(const struct moat_client *c)
+{
+	return c->w->conf->ref->conf;
+}
+
+static const struct moat_conf *txn_conf(const struct moat_txn *t)
+{
+	return t->wc->ref->conf;
+}
+
+void moat_txn_error(struct moat_client *c, int status)
+{
+	struct moat_txn *t = c->txn;
+
+	if (t->b) {
+		t->b->c = NULL;
+		moat_bconn_close(t->b);
+		t->b = NULL;
+	}
+	if (t->resp_started) {
+		moat_client_close(c);
+		return;
+	}
+	t->status = status;
+	if (!t->req_done || !t->keepalive)
+		t->keepalive = 0;
+	moat_buf_release(&t->reqhead);
+	moat_errpage_write(&c->out, status, t->keepalive, t->is_head);
+	t->resp_started = 1;
+	t->resp_done = 1;
+	t->phase = MOAT_TXN_FINISHING;
+}
+
+/* ---- access log ---- */
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void capture_log(struct moat_txn *t, const struct moat_h1_head *h)
+{
+	size_t off = 0, cap = sizeof(t->logv);
+	const struct moat_h1_header *ua = NULL, *ref = NULL;
+
+#define CAP(dst, p, n)                                                          \
+	do {                                                                    \
+		size_t l_ = (n) < 512 ? (n) : 512;                              \
+		if (l_ > cap - off)                                             \
+			l_ = cap - off;                                         \
+		memcpy(t->logv + off, (p), l_);                                 \
+		off += l_;                                                      \
+		(dst) = (unsigned short)l_;                                     \
+	} while (0)
+
+	for (size_t i = 0; i < h->nheaders; i++) {
+		if (!ua && moat_h1_name_is(&h->headers[i], "user-agent", 10))
+			ua = &h->headers[i];
+		else if (!ref && moat_h1_name_is(&h->headers[i], "referer", 7))
+			ref = &h->headers[i];
+	}
+	CAP(t->lv_method, h->method, h->method_len);
+	CAP(t->lv_uri, h->target, h->target_len);
+	CAP(t->lv_host, h->host ? h->host : "", h->host ? h->host_len : 0);
+	CAP(t->lv_ua, ua ? ua->value : "", ua ? ua->value_len : 0);
+	CAP(t->lv_ref, ref ? ref->value : "", ref ? ref->value_len : 0);
+#undef CAP
+}
+
+static void write_access(struct moat_client *c, struct moat_txn *t)
+{
+	const struct moat_conf *conf = txn_conf(t);
+	struct moat_access_rec r;
+	char line[4096], ip[64], iso[32], clf[32];
+	const char *p = t->logv;
+	size_t n;
+
+	if (!c->w->alog || !moat_alog_enabled())
+		return;
+	moat_sock_ntop((const struct sockaddr *)&c->peer, ip, sizeof(ip));
+	memset(&r, 0, sizeof(r));
+	if (conf->access_format == MOAT_LOG_FMT_JSON)
+		moat_log_time_iso(iso);
+	else
+		moat_log_time_clf(clf);
+	r.time_iso = iso;
+	r.time_clf = clf;
+	r.client = ip;
+	r.method = p; r.method_len = t->lv_method; p += t->lv_method;
+	r.uri = p; r.uri_len = t->lv_uri; p += t->lv_uri;
+	r.host = p; r.host_len = t->lv_host; p += t->lv_host;
+	r.ua = p; r.ua_len = t->lv_ua; p += t->lv_ua;
+	r.referer = p; r.referer_len = t->lv_ref;
+	r.minor = t->minor;
+	r.status = t->status;
+	r.bytes_in = t->bytes_in;
+	r.bytes_out = t->bytes_out;
+	r.duration_us = (now_us() - t->start_us);
+	r.upstream = t->up ? t->up->name : NULL;
+	r.server = t->server_text;
+	r.conn_id = c->id;
+	r.conn_requests = c->requests;
+	n = moat_access_format(line, sizeof(line),
+			       conf->access_format == MOAT_LOG_FMT_JSON ? MOAT_ACCESS_JSON :
+			       conf->access_format == MOAT_LOG_FMT_COMBINED ? MOAT_ACCESS_COMBINED :
+			       MOAT_ACCESS_COMMON, &r);
+	moat_alog_write(c->w->alog, line, n);
+}
+
+/* ---- txn start ---- */
+
+static struct moat_txn *txn_alloc(struct moat_worker *w)
+{
+	struct moat_txn *t = w->free_txns;
+
+	if (t)
+		w->free_txns = t->free_next;
+	else
+		t = malloc(sizeof(*t));
+	if (!t)
+		return NULL;
+	memset(t, 0, offsetof(struct moat_txn, logv));
+	t->server_text[0] = '\0';
+	t->lv_method = t->lv_uri = t->lv_host = t->lv_ua = t->lv_ref = 0;
+	return t;
+}
+
+static void txn_connect(struct moat_client *c);
+
+/* Splits an absolute-form target "http://authority/path?q" (RFC 9112
+ * §3.2.2); returns 0 when the target is not absolute-form. */
+static int split_absolute(const char *t, size_t n, const char **auth, size_t *alen,
+			  const char **path, size_t *plen)
+{
+	size_t skip;
+	const char *a, *e, *s;
+
+	if (n > 7 && strncasecmp(t, "http://", 7) == 0)
+		skip = 7;
+	else if (n > 8 && strncasecmp(t, "https://", 8) == 0)
+		skip = 8;
+	else
+		return 0;
+	a = t + skip;
+	e = t + n;
+	s = a;
+	while (s < e && *s != '/' && *s != '?')
+		s++;
+	*auth = a;
+	*alen = (size_t)(s - a);
+	if (s == e) {
+		*path = "/";
+		*plen = 1;
+	} else if (*s == '?') {
+		/* "http://h?q": origin-form is "/?q" -- not representable
+		 * without copying; refuse as malformed. */
+		return -1;
+	} else {
+		*path = s;
+		*plen = (size_t)(e - s);
+	}
+	return 1;
+}
+
+static int upgrade_is_h2c(const struct moat_h1_head *h)
+{
+	for (size_t i = 0; i < h->nheaders; i++)
+		if (moat_h1_name_is(&h->headers[i], "upgrade", 7) &&
+		    moat_h1_list_has(h->headers[i].value, h->headers[i].value_len, "h2c", 3))
+			return 1;
+	return 0;
+}
+
+/* An authority from an absolute-form target must be a plain host[:port]:
+ * no userinfo ('@'), nothing a Host header could not carry. */
+static int authority_ok(const char *a, size_t n)
+{
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)a[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      strchr("-._~%!$&'()*+,;=:[]", ch)) || ch == 0)
+			return 0;
+	}
+	return 1;
+}
+
+/* Checks the chunked body bytes that arrived with the head, so that a
+ * request whose body is already visibly malformed never reaches a backend.
+ * Returns 0 or a chunked error. */
+static int prescan_chunked(const struct moat_buf *in)
+{
+	struct moat_chunked d;
+	const char *p = moat_buf_head(in);
+	size_t len = moat_buf_len(in);
+
+	moat_chunked_init(&d);
+	while (len) {
+		size_t consumed, off, n;
+		int ev = moat_chunked_decode(&d, p, len, &consumed, &off, &n);
+
+		if (ev < 0)
+			return ev;
+		if (ev == MOAT_CHUNKED_DONE || (ev == MOAT_CHUNKED_NEED && consumed == 0))
+			break;
+		p += consumed;
+		len -= consumed;
+	}
+	return 0;
+}
+
+void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headlen)
+{
+	struct moat_worker *w = c->w;
+	const struct moat_conf *conf = cur_conf(c);
+	struct moat_txn *t = txn_alloc(w);
+	const char *host = h->host, *path = h->target;
+	size_t host_len = h->host_len, path_len = h->target_len;
+	struct moat_fwd_req f;
+	char ip[64];
+	int abs;
+
+	if (!t) {
+		moat_client_head_error(c, 503, "out of memory");
+		return;
+	}
+	c->txn = t;
+	c->state = MOAT_C_TXN;
+	c->requests++;
+	c->head_deadline_set = 0;
+	t->wc = w->conf;
+	t->wc->users++;
+	t->start_ms = w->loop.now_ms;
+	t->minor = h->minor_version;
+	t->is_head = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
+	t->keepalive = h->minor_version == 1 ? !(h->flags & MOAT_H1_F_CONN_CLOSE) :
+		       ((h->flags & MOAT_H1_F_CONN_KEEPALIVE) && !(h->flags & MOAT_H1_F_CONN_CLOSE));
+	if (w->stopping)
+		t->keepalive = 0;
+	t->bytes_in = headlen;
+	t->req_framing = h->framing;
+	t->req_remaining = h->content_length;
+	moat_chunked_init(&t->req_chunk);
+	t->req_done = h->framing == MOAT_H1_BODY_NONE ||
+		      (h->framing == MOAT_H1_BODY_LENGTH && h->content_length == 0);
+	/* Upgrades are tunnelled, except h2c: HTTP/2 is moat's to speak,
+	 * not to pass through (its HTTP2-Settings is hop-by-hop). */
+	t->upgrade = (h->flags & MOAT_H1_F_UPGRADE) && (h->flags & MOAT_H1_F_CONN_UPGRADE) &&
+		     !upgrade_is_h2c(h);
+	t->expect = (h->flags & MOAT_H1_F_EXPECT_100) && !t->req_done;
+	if (moat_alog_enabled()) {
+		t->start_us = now_us();
+		capture_log(t, h);
+	}
+
+	if (h->method_len == 7 && memcmp(h->method, "CONNECT", 7) == 0) {
+		moat_buf_consume(&c->in, headlen);
+		t->keepalive = 0;
+		moat_txn_error(c, 405);
+		return;
+	}
+	abs = split_absolute(h->target, h->target_len, &host, &host_len, &path, &path_len);
+	if (abs < 0 || (abs > 0 && !authority_ok(host, host_len)) ||
+	    (abs == 0 && path_len && path[0] != '/' && !(path_len == 1 && path[0] == '*'))) {
+		moat_buf_consume(&c->in, headlen);
+		t->keepalive = 0;
+		moat_txn_error(c, 400);
+		return;
+	}
+	t->route = moat_route_match(conf, host, host_len, path, path_len);
+	if (!t->route) {
+		moat_buf_consume(&c->in, headlen);
+		moat_txn_error(c, 404);
+		return;
+	}
+	t->up_idx = t->route->upstream;
+	t->up = &conf->upstreams[t->up_idx];
+	if (conf->limits.body_max && h->framing == MOAT_H1_BODY_LENGTH &&
+	    h->content_length > conf->limits.body_max) {
+		moat_buf_consume(&c->in, headlen);
+		t->keepalive = 0;
+		moat_txn_error(c, 413);
+		return;
+	}
+
+	moat_sock_ntop((const struct sockaddr *)&c->peer, ip, sizeof(ip));
+	memset(&f, 0, sizeof(f));
+	f.target = path;
+	f.target_len = path_len;
+	f.host = host;
+	f.host_len = host_len;
+	if (!host) {
+		/* HTTP/1.0 without Host: the backend gets the upstream's
+		 * name, as nginx sends $proxy_host. */
+		f.host = t->up->name;
+		f.host_len = strlen(t->up->name);
+		f.host_fallback = 1;
+	}
+	f.client_ip = ip;
+	f.client_ipv6 = c->peer.ss_family == AF_INET6;
+	f.peer_trusted = conf->ntrusted_proxies &&
+			 moat_conf_cidr_match(conf->trusted_proxies, conf->ntrusted_proxies,
+					      (const struct sockaddr *)&c->peer);
+	f.upgrade = t->upgrade;
+	f.framing = h->framing;
+	f.content_length = h->content_length;
+	moat_buf_init(&t->reqhead, NULL, conf->limits.header_size_max * 2 + 4096);
+	if (moat_fwd_request_head(&t->reqhead, h, &f) < 0) {
+		moat_buf_consume(&c->in, headlen);
+		t->keepalive = 0;
+		moat_txn_error(c, 431);
+		return;
+	}
+	/* The head's strings point into c->in: done with them now. */
+	moat_buf_consume(&c->in, headlen);
+	if (t->req_framing == MOAT_H1_BODY_CHUNKED && prescan_chunked(&c->in) < 0) {
+		moat_client_log_refusal(c, 400, "bad chunked request body");
+		t->keepalive = 0;
+		moat_txn_error(c, 400);
+		return;
+	}
+	if (t->expect && moat_buf_len(&c->in) == 0) {
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+		moat_buf_append(&c->out, cont, sizeof(cont) - 1);
+		t->sent_100 = 1;
+	}
+	txn_connect(c);
+}
+
+/* ---- backend choice and connection ---- */
+
+static void txn_connect(struct moat_client *c)
+{
+	struct moat_txn *t = c->txn;
+	const struct moat_conf_server *s;
+	struct moat_bconn *b;
+	int err = 0;
+	size_t idx;
+
+	for (;;) {
+		if (t->tries >= t->up->nservers + MAX_TRIES_EXTRA) {
+			moat_txn_error(c, 502);
+			return;
+		}
+		idx = moat_pick_server(c->w, t, 0);
+		t->server_idx = idx;
+		s = &t->up->servers[idx];
+		t->tries++;
+		b = moat_bconn_get(c->w, s, t->up, t->tries > 1, &err);
+		if (b)
+			break;
+		/* Immediate connect failure: mark and try another server. */
+		if (t->wc->rr && t->up_idx < t->wc->ref->conf->nupstreams)
+			t->wc->rr[t->up_idx].down_until[idx] = c->w->loop.now_ms + 2000;
+	}
+	snprintf(t->server_text, sizeof(t->server_text), "%s", s->addr.text);
+	b->c = c;
+	t->b = b;
+	if (moat_buf_append(&b->out, moat_buf_head(&t->reqhead), moat_buf_len(&t->reqhead)) < 0) {
+		moat_txn_error(c, 502);
+		return;
+	}
+	if (b->state == MOAT_B_CONNECTING) {
+		t->phase = MOAT_TXN_CONNECT;
+		moat_bconn_set_timer(b, c->w->loop.now_ms + txn_conf(t)->timeouts.backend_connect);
+	} else {
+		t->phase = MOAT_TXN_EXCHANGE;
+		moat_bconn_set_timer(b, c->w->loop.now_ms + txn_conf(t)->timeouts.backend_first_byte);
+	}
+}
+
+/* Called by backend.c when a connect finishes (err == 0) or fails. */
+void moat_client_backend_connected(struct moat_client *c, int err)
+{
+	struct moat_txn *t = c->txn;
+
+	if (!err) {
+		t->phase = MOAT_TXN_EXCHANGE;
+		moat_bconn_set_timer(t->b, c->w->loop.now_ms + txn_conf(t)->timeouts.backend_first_byte);
+		moat_client_run(c);
+		return;
+	}
+	if (t->wc->rr)
+		t->wc->rr[t->up_idx].down_until[t->server_idx] = c->w->loop.now_ms + 2000;
+	t->b->c = NULL;
+	moat_bconn_close(t->b);
+	t->b = NULL;
+	if (err == -ETIMEDOUT && t->tries >= t->up->nservers) {
+		moat_txn_error(c, 504);
+	} else {
+		txn_connect(c);
+	}
+	moat_client_run(c);
+}
+
+/* The backend failed (reset, EOF, timeout) while the txn was in EXCHANGE.
+ * Retries on a fresh connection when nothing of the response arrived and
+ * the request can be sent again in full. */
+static void backend_failed(struct moat_client *c, int status)
+{
+	struct moat_txn *t = c->txn;
+	struct moat_bconn *b = t->b;
+	int stale = b && b->reused && !t->got_byte && !t->replay_lost && status != 504;
+
+	if (b) {
+		b->c = NULL;
+		moat_bconn_close(b);
+		t->b = NULL;
+	}
+	if (stale && !t->resp_started) {
+		txn_connect(c);
+		return;
+	}
+	moat_txn_error(c, status);
+}
+
+/* Called by backend.c on a backend timer expiry. */
+void moat_client_backend_timeout(struct moat_client *c)
+{
+	struct moat_txn *t = c->txn;
+
+	if (t->phase == MOAT_TXN_CONNECT) {
+		moat_client_backend_connected(c, -ETIMEDOUT);
+		return;
+	}
+	if (t->phase == MOAT_TXN_TUNNEL) {
+		moat_client_close(c);
+		return;
+	}
+	backend_failed(c, 504);
+	moat_client_run(c);
+}
+
+/* ---- request body: client -> backend ---- */
+
+static int chunk_header(char *out, uint64_t n)
+{
+	return snprintf(out, 24, "%llx\r\n", (unsigned long long)n);
+}
+
+/* Keeps a copy of request bytes sent to the backend while they fit in
+ * REPLAY_MAX, so that a stale pooled connection can be retried with the
+ * whole request; past that, no retry. */
+static void keep_for_replay(struct moat_txn *t, const struct iovec *v, int n)
+{
+	size_t total = 0;
+
+	if (t->replay_lost)
+		return;
+	for (int i = 0; i < n; i++)
+		total += v[i].iov_len;
+	if (t->got_byte || moat_buf_len(&t->reqhead) + total > REPLAY_MAX) {
+		t->replay_lost = 1;
+		moat_buf_release(&t->reqhead);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		moat_buf_append(&t->reqhead, v[i].iov_base, v[i].iov_len);
+}
+
+/* Returns 1 on progress, 0 when blocked, -1 when the txn ended. */
+static int pump_request(struct moat_client *c, struct moat_txn *t, struct moat_bconn *b)
+{
+	const struct moat_conf *conf = txn_conf(t);
+	int progress = 0;
+
+	while (!t->req_done && moat_buf_len(&b->out) < OUT_LOW) {
+		ssize_t r;
+
+		if (moat_buf_len(&c->in) == 0) {
+			r = moat_io_read(c->ev.fd, &c->io, &c->in);
+			if (r < 0 || (r == 0 && c->io.eof)) {
+				/* The client went away in the middle of its body. */
+				moat_client_close(c);
+				return -1;
+			}
+			if (r == 0)
+				break;
+			t->bytes_in += (uint64_t)r;
+			progress = 1;
+		}
+		if (t->req_framing == MOAT_H1_BODY_LENGTH) {
+			size_t n = moat_buf_len(&c->in);
+			struct iovec v;
+
+			if (n > t->req_remaining)
+				n = (size_t)t->req_remaining;
+			v.iov_base = moat_buf_head(&c->in);
+			v.iov_len = n;
+			r = moat_io_sendv(b->ev.fd, &b->io, &b->out, &v, 1, 1);
+			if (r < 0) {
+				backend_failed(c, 502);
+				return -1;
+			}
+			keep_for_replay(t, &v, 1);
+			moat_buf_consume(&c->in, n);
+			t->req_remaining -= n;
+			t->req_body_bytes += n;
+			if (t->req_remaining == 0)
+				t->req_done = 1;
+			progress = 1;
+		} else {
+			size_t consumed, off, len;
+			const char *in = moat_buf_head(&c->in);
+			int ev = moat_chunked_decode(&t->req_chunk, in, moat_buf_len(&c->in), &consumed,
+						     &off, &len);
+			char hdr[24];
+
+			if (ev < 0) {
+				moat_client_log_refusal(c, 400, "bad chunked request body");
+				t->keepalive = 0;
+				moat_txn_error(c, 400);
+				return -1;
+			}
+			if (ev == MOAT_CHUNKED_DATA) {
+				struct iovec v[3];
+
+				t->req_body_bytes += len;
+				if (conf->limits.body_max && t->req_body_bytes > conf->limits.body_max) {
+					t->keepalive = 0;
+					moat_txn_error(c, 413);
+					return -1;
+				}
+				v[0].iov_base = hdr;
+				v[0].iov_len = (size_t)chunk_header(hdr, len);
+				v[1].iov_base = (char *)in + off;
+				v[1].iov_len = len;
+				v[2].iov_base = "\r\n";
+				v[2].iov_len = 2;
+				r = moat_io_sendv(b->ev.fd, &b->io, &b->out, v, 3, 1);
+				if (r >= 0)
+					keep_for_replay(t, v, 3);
+			} else if (ev == MOAT_CHUNKED_TRAILER) {
+				struct iovec v[3];
+				int nv = 0;
+
+				if (!t->req_trailers) {
+					v[nv].iov_base = "0\r\n";
+					v[nv++].iov_len = 3;
+					t->req_trailers = 1;
+				}
+				v[nv].iov_base = (char *)in + off;
+				v[nv++].iov_len = len;
+				v[nv].iov_base = "\r\n";
+				v[nv++].iov_len = 2;
+				r = moat_io_sendv(b->ev.fd, &b->io, &b->out, v, nv, 1);
+				if (r >= 0)
+					keep_for_replay(t, v, nv);
+			} else if (ev == MOAT_CHUNKED_DONE) {
+				struct iovec v = { t->req_trailers ? "\r\n" : "0\r\n\r\n",
+						   t->req_trailers ? 2u : 5u };
+
+				r = moat_io_sendv(b->ev.fd, &b->io, &b->out, &v, 1, 1);
+				if (r >= 0)
+					keep_for_replay(t, &v, 1);
+				t->req_done = 1;
+			} else {
+				r = 0; /* NEED */
+			}
+			if (r < 0) {
+				backend_failed(c, 502);
+				return -1;
+			}
+			moat_buf_consume(&c->in, consumed);
+			if (consumed)
+				progress = 1;
+			if (ev == MOAT_CHUNKED_NEED && moat_buf_len(&c->in) > 0) {
+				/* A partial trailer line waits for more bytes. */
+				if (moat_buf_reserve(&c->in, 1) == 0) {
+					t->keepalive = 0;
+					moat_txn_error(c, 431);
+					return -1;
+				}
+				r = moat_io_read(c->ev.fd, &c->io, &c->in);
+				if (r <= 0) {
+					if (r < 0 || c->io.eof) {
+						moat_client_close(c);
+						return -1;
+					}
+					break;
+				}
+				t->bytes_in += (uint64_t)r;
+			}
+		}
+	}
+	return progress;
+}
+
+/* ---- response: backend -> client ---- */
+
+static void release_backend(struct moat_client *c, struct moat_txn *t)
+{
+	struct moat_bconn *b = t->b;
+	int reusable = t->backend_reusable && t->req_done && moat_buf_len(&b->out) == 0 &&
+		       moat_buf_len(&b->in) == 0 && !b->io.eof;
+
+	b->c = NULL;
+	t->b = NULL;
+	moat_bconn_release(b, reusable, t->up);
+}
+
+static int parse_response_head(struct moat_client *c, struct moat_txn *t, struct moat_bconn *b)
+{
+	const struct moat_conf *conf = txn_conf(t);
+	struct moat_worker *w = c->w;
+	struct moat_h1_limits lim = {
+		.request_line_max = conf->limits.header_size_max,
+		.header_size_max = conf->limits.header_size_max,
+		.header_count_max = w->hdrs_cap,
+	};
+	struct moat_h1_head h;
+	struct moat_fwd_resp f;
+	int rc;
+
+	if (moat_buf_len(&b->in) == 0) {
+		if (b->io.eof) {
+			backend_failed(c, 502);
+			return -1;
+		}
+		return 0;
+	}
+	t->got_byte = 1;
+	memset(&h, 0, sizeof(h));
+	h.headers = w->hdrs;
+	h.header_cap = w->hdrs_cap;
+	rc = moat_h1_parse_response(moat_buf_head(&b->in), moat_buf_len(&b->in), &h, &lim, t->is_head);
+	if (rc == MOAT_AGAIN) {
+		if (b->io.eof || moat_buf_reserve(&b->in, 1) == 0) {
+			backend_failed(c, 502);
+			return -1;
+		}
+		return 0;
+	}
+	if (rc < 0) {
+		MOAT_WARN("w%u c%llu: invalid response head from backend of upstream %s", w->id,
+			  (unsigned long long)c->id, t->up->name);
+		backend_failed(c, 502);
+		return -1;
+	}
+	if (h.status < 200 && h.status != 101) {
+		/* Interim: forward to HTTP/1.1 clients, except 100 (moat
+		 * answered Expect itself). */
+		if (h.status != 100 && t->minor == 1) {
+			memset(&f, 0, sizeof(f));
+			f.framing = MOAT_FWD_RESP_NONE;
+			f.keepalive = 1;
+			f.client_minor = 1;
+			f.hide = (const char *const *)conf->hide_headers;
+			f.nhide = conf->nhide_headers;
+			moat_fwd_response_head(&c->out, &h, &f);
+		}
+		moat_buf_consume(&b->in, (size_t)rc);
+		return 1;
+	}
+	memset(&f, 0, sizeof(f));
+	f.client_minor = t->minor;
+	f.hide = (const char *const *)conf->hide_headers;
+	f.nhide = conf->nhide_headers;
+	f.hide2 = (const char *const *)t->route->strip_headers;
+	f.nhide2 = t->route->nstrip_headers;
+	t->status = h.status;
+	t->resp_framing = h.framing;
+	t->resp_remaining = h.content_length;
+	moat_chunked_init(&t->resp_chunk);
+	if (h.status == 101) {
+		if (!t->upgrade) {
+			backend_failed(c, 502);
+			return -1;
+		}
+		f.framing = MOAT_FWD_RESP_TUNNEL;
+	} else {
+		t->backend_reusable = h.framing != MOAT_H1_BODY_CLOSE &&
+				      (h.minor_version == 1 ? !(h.flags & MOAT_H1_F_CONN_CLOSE) :
+				       !!(h.flags & MOAT_H1_F_CONN_KEEPALIVE));
+		if (!t->req_done)
+			t->keepalive = 0;
+		switch (h.framing) {
+		case MOAT_H1_BODY_NONE:
+			f.framing = MOAT_FWD_RESP_NONE;
+			break;
+		case MOAT_H1_BODY_LENGTH:
+			f.framing = MOAT_FWD_RESP_LENGTH;
+			f.content_length = h.content_length;
+			break;
+		case MOAT_H1_BODY_CHUNKED:
+		case MOAT_H1_BODY_CLOSE:
+			if (t->minor == 1) {
+				f.framing = MOAT_FWD_RESP_CHUNKED;
+				t->out_chunked = 1;
+			} else {
+				f.framing = MOAT_FWD_RESP_CLOSE;
+				t->out_close = 1;
+				t->keepalive = 0;
+			}
+			break;
+		}
+		f.keepalive = t->keepalive;
+	}
+	if (moat_fwd_response_head(&c->out, &h, &f) < 0) {
+		backend_failed(c, 502);
+		return -1;
+	}
+	moat_buf_consume(&b->in, (size_t)rc);
+	t->resp_started = 1;
+	if (h.status == 101) {
+		t->phase = MOAT_TXN_TUNNEL;
+		t->keepalive = 0;
+		return 1;
+	}
+	if (h.framing == MOAT_H1_BODY_NONE || (h.framing == MOAT_H1_BODY_LENGTH && h.content_length == 0))
+		t->resp_done = 1;
+	return 1;
+}
+
+static int pump_response(struct moat_client *c, struct moat_txn *t, struct moat_bconn *b)
+{
+	int progress = 0;
+
+	while (!t->resp_done && moat_buf_len(&c->out) < OUT_LOW) {
+		size_t len = moat_buf_len(&b->in);
+		ssize_t r;
+
+		if (len == 0) {
+			if (b->io.eof) {
+				if (t->resp_framing == MOAT_H1_BODY_CLOSE) {
+					if (t->out_chunked) {
+						struct iovec v = { "0\r\n\r\n", 5 };
+
+						if (moat_io_sendv(c->ev.fd, &c->io, &c->out, &v, 1, 1) < 0) {
+							moat_client_close(c);
+							return -1;
+						}
+					}
+					t->resp_done = 1;
+					return 1;
+				}
+				/* Truncated response: the client must see it. */
+				MOAT_WARN("w%u c%llu: backend of upstream %s closed mid-response", c->w->id,
+					  (unsigned long long)c->id, t->up->name);
+				moat_client_close(c);
+				return -1;
+			}
+			r = moat_io_read(b->ev.fd, &b->io, &b->in);
+			if (r < 0) {
+				moat_client_close(c);
+				return -1;
+			}
+			if (r == 0 && !b->io.eof)
+				break;
+			progress = 1;
+			continue;
+		}
+		if (t->resp_framing != MOAT_H1_BODY_CHUNKED) {
+			size_t n = len;
+			struct iovec v[3];
+			char hdr[24];
+
+			if (t->resp_framing == MOAT_H1_BODY_LENGTH && n > t->resp_remaining)
+				n = (size_t)t->resp_remaining;
+			if (t->out_chunked) {
+				v[0].iov_base = hdr;
+				v[0].iov_len = (size_t)chunk_header(hdr, n);
+				v[1].iov_base = moat_buf_head(&b->in);
+				v[1].iov_len = n;
+				v[2].iov_base = "\r\n";
+				v[2].iov_len = 2;
+				r = moat_io_sendv(c->ev.fd, &c->io, &c->out, v, 3, 1);
+				if (r >= 0)
+					r = (ssize_t)n;
+			} else {
+				/* Hand-over: written straight from the backend's
+				 * buffer; what the client cannot take yet stays there. */
+				v[0].iov_base = moat_buf_head(&b->in);
+				v[0].iov_len = n;
+				r = moat_io_sendv(c->ev.fd, &c->io, &c->out, v, 1, 0);
+			}
+			if (r < 0) {
+				moat_client_close(c);
+				return -1;
+			}
+			if (r == 0)
+				break;
+			moat_buf_consume(&b->in, (size_t)r);
+			t->bytes_out += (uint64_t)r;
+			if (t->resp_framing == MOAT_H1_BODY_LENGTH) {
+				t->resp_remaining -= (uint64_t)r;
+				if (t->resp_remaining == 0)
+					t->resp_done = 1;
+			}
+			progress = 1;
+			if ((size_t)r < n)
+				break;
+		} else {
+			size_t consumed, off, dlen;
+			const char *in = moat_buf_head(&b->in);
+			int ev = moat_chunked_decode(&t->resp_chunk, in, len, &consumed, &off, &dlen);
+			struct iovec v[3];
+			int nv = 0;
+			char hdr[24];
+
+			if (ev < 0) {
+				MOAT_WARN("w%u c%llu: invalid chunked body from backend of upstream %s",
+					  c->w->id, (unsigned long long)c->id, t->up->name);
+				moat_client_close(c);
+				return -1;
+			}
+			if (ev == MOAT_CHUNKED_DATA) {
+				if (t->out_chunked) {
+					v[nv].iov_base = hdr;
+					v[nv++].iov_len = (size_t)chunk_header(hdr, dlen);
+				}
+				v[nv].iov_base = (char *)in + off;
+				v[nv++].iov_len = dlen;
+				if (t->out_chunked) {
+					v[nv].iov_base = "\r\n";
+					v[nv++].iov_len = 2;
+				}
+				t->bytes_out += dlen;
+			} else if (ev == MOAT_CHUNKED_TRAILER) {
+				if (t->out_chunked) {
+					if (!t->resp_trailers) {
+						v[nv].iov_base = "0\r\n";
+						v[nv++].iov_len = 3;
+						t->resp_trailers = 1;
+					}
+					v[nv].iov_base = (char *)in + off;
+					v[nv++].iov_len = dlen;
+					v[nv].iov_base = "\r\n";
+					v[nv++].iov_len = 2;
+				}
+			} else if (ev == MOAT_CHUNKED_DONE) {
+				if (t->out_chunked) {
+					v[nv].iov_base = t->resp_trailers ? "\r\n" : "0\r\n\r\n";
+					v[nv++].iov_len = t->resp_trailers ? 2 : 5;
+				}
+				t->resp_done = 1;
+			} else if (consumed == 0) {
+				/* NEED: read more (a partial trailer line stays). */
+				if (b->io.eof || moat_buf_reserve(&b->in, 1) == 0) {
+					moat_client_close(c);
+					return -1;
+				}
+				r = moat_io_read(b->ev.fd, &b->io, &b->in);
+				if (r < 0) {
+					moat_client_close(c);
+					return -1;
+				}
+				if (r == 0 && !b->io.eof)
+					break;
+				progress = 1;
+				continue;
+			}
+			if (nv && moat_io_sendv(c->ev.fd, &c->io, &c->out, v, nv, 1) < 0) {
+				moat_client_close(c);
+				return -1;
+			}
+			moat_buf_consume(&b->in, consumed);
+			progress = 1;
+		}
+	}
+	return progress;
+}
+
+/* ---- tunnel (after 101) ---- */
+
+static int pump_dir(int from_fd, struct moat_io *from, struct moat_buf *src, int to_fd,
+		    struct moat_io *to, struct moat_buf *to_out, int *err)
+{
+	int progress = 0;
+
+	for (;;) {
+		ssize_t r;
+
+		if (moat_buf_len(src) == 0) {
+			r = moat_io_read(from_fd, from, src);
+			if (r < 0) {
+				*err = 1;
+				return progress;
+			}
+			if (r == 0)
+				break;
+			progress = 1;
+		}
+		{
+			struct iovec v = { moat_buf_head(src), moat_buf_len(src) };
+
+			r = moat_io_sendv(to_fd, to, to_out, &v, 1, 0);
+		}
+		if (r < 0) {
+			*err = 1;
+			return progress;
+		}
+		if (r == 0)
+			break;
+		moat_buf_consume(src, (size_t)r);
+		progress = 1;
+	}
+	return progress;
+}
+
+static int run_tunnel(struct moat_client *c, struct moat_txn *t, struct moat_bconn *b)
+{
+	int err = 0, progress = 0;
+
+	if (moat_io_flush(c->ev.fd, &c->io, &c->out) < 0) {
+		moat_client_close(c);
+		return -1;
+	}
+	if (moat_buf_len(&c->out) == 0)
+		progress |= pump_dir(b->ev.fd, &b->io, &b->in, c->ev.fd, &c->io, &c->out, &err);
+	if (!err && moat_io_flush(b->ev.fd, &b->io, &b->out) < 0)
+		err = 1;
+	if (!err && moat_buf_len(&b->out) == 0)
+		progress |= pump_dir(c->ev.fd, &c->io, &c->in, b->ev.fd, &b->io, &b->out, &err);
+	if (err) {
+		moat_client_close(c);
+		return -1;
+	}
+	/* Half-closes travel: EOF on one side, once drained, shuts the other. */
+	if (c->io.eof && moat_buf_len(&c->in) == 0 && !b->io.wr_shut) {
+		shutdown(b->ev.fd, SHUT_WR);
+		b->io.wr_shut = 1;
+	}
+	if (b->io.eof && moat_buf_len(&b->in) == 0 && moat_buf_len(&c->out) == 0 && !c->io.wr_shut) {
+		shutdown(c->ev.fd, SHUT_WR);
+		c->io.wr_shut = 1;
+	}
+	if (c->io.wr_shut && b->io.wr_shut) {
+		moat_client_close(c);
+		return -1;
+	}
+	if (progress)
+		moat_bconn_set_timer(b, c->w->loop.now_ms + txn_conf(t)->timeouts.backend_idle);
+	return progress;
+}
+
+/* ---- txn driver ---- */
+
+void moat_txn_finish(struct moat_client *c)
+{
+	struct moat_txn *t = c->txn;
+	struct moat_worker *w = c->w;
+
+	if (!t)
+		return;
+	if (t->b) {
+		t->b->c = NULL;
+		moat_bconn_close(t->b);
+		t->b = NULL;
+	}
+	if (t->status == 0)
+		t->status = c->dead ? 499 : 502;
+	if (t->lv_method || t->lv_uri)
+		write_access(c, t);
+	moat_buf_release(&t->reqhead);
+	moat_wconf_put(w, t->wc);
+	t->free_next = w->free_txns;
+	w->free_txns = t;
+	c->txn = NULL;
+}
+
+/* Returns 1 when it made progress, 0 when it waits, -1 when the txn or
+ * the conn ended (the caller re-reads c->state). */
+int moat_txn_run(struct moat_client *c)
+{
+	struct moat_txn *t = c->txn;
+	struct moat_bconn *b = t->b;
+	int progress = 0, r;
+
+	switch (t->phase) {
+	case MOAT_TXN_CONNECT:
+		if (moat_io_flush(c->ev.fd, &c->io, &c->out) < 0) {
+			moat_client_close(c);
+			return -1;
+		}
+		return 0;
+	case MOAT_TXN_TUNNEL:
+		return run_tunnel(c, t, b);
+	case MOAT_TXN_EXCHANGE: {
+		ssize_t n;
+
+		/* Queues first: room made here lets the pumps below move on. */
+		n = moat_io_flush(c->ev.fd, &c->io, &c->out);
+		if (n < 0) {
+			moat_client_close(c);
+			return -1;
+		}
+		progress |= n > 0;
+		n = moat_io_flush(b->ev.fd, &b->io, &b->out);
+		if (n < 0) {
+			backend_failed(c, 502);
+			return 1;
+		}
+		progress |= n > 0;
+		r = pump_request(c, t, b);
+		if (r < 0)
+			return -1;
+		progress |= r;
+		if (!t->resp_started) {
+			if (moat_buf_len(&b->in) == 0) {
+				n = moat_io_read(b->ev.fd, &b->io, &b->in);
+				if (n < 0) {
+					backend_failed(c, 502);
+					return 1;
+				}
+			}
+			r = parse_response_head(c, t, b);
+			if (r < 0)
+				return 1;
+			if (r > 0) {
+				progress = 1;
+				moat_bconn_set_timer(b, c->w->loop.now_ms + txn_conf(t)->timeouts.backend_idle);
+			}
+		}
+		if (t->phase == MOAT_TXN_TUNNEL)
+			return 1;
+		if (t->resp_started && !t->resp_done) {
+			r = pump_response(c, t, b);
+			if (r < 0)
+				return -1;
+			if (r > 0) {
+				progress = 1;
+				moat_bconn_set_timer(b, c->w->loop.now_ms + txn_conf(t)->timeouts.backend_idle);
+			}
+		}
+		n = moat_io_flush(c->ev.fd, &c->io, &c->out);
+		if (n < 0) {
+			moat_client_close(c);
+			return -1;
+		}
+		progress |= n > 0;
+		if (t->resp_done) {
+			if (t->b)
+				release_backend(c, t);
+			t->phase = MOAT_TXN_FINISHING;
+			progress = 1;
+		}
+		return progress;
+	}
+	case MOAT_TXN_FINISHING:
+		if (moat_io_flush(c->ev.fd, &c->io, &c->out) < 0) {
+			moat_client_close(c);
+			return -1;
+		}
+		if (moat_buf_len(&c->out))
+			return 0;
+		{
+			int keep = t->keepalive && t->req_done && !c->io.eof && !t->out_close;
+
+			moat_txn_finish(c);
+			if (!keep) {
+				moat_client_closing(c);
+				return 1;
+			}
+			c->state = MOAT_C_HEAD;
+			if (moat_buf_len(&c->in) == 0) {
+				moat_buf_release(&c->in);
+				moat_buf_release(&c->out);
+			}
+		}
+		return 1;
+	case MOAT_TXN_NONE:
+		break;
+	}
+	return 0;
+}
+
