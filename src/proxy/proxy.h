@@ -170,7 +170,7 @@ struct moat_client {
 	struct moat_timer timer;
 	enum moat_client_state state;
 	struct moat_io io;
-	unsigned dead : 1, head_deadline_set : 1;
+	unsigned dead : 1, head_deadline_set : 1, nodelay : 1;
 	uint64_t head_deadline;
 	uint64_t close_deadline;
 	unsigned requests;

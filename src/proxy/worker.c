@@ -146,11 +146,6 @@ static void accept_ready(struct moat_listener *l)
 			}
 			return;
 		}
-		{
-			int one = 1;
-
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		}
 		moat_client_accept(w, fd, (struct sockaddr *)&ss, len);
 	}
 	/* Batch used up: more may wait; come back after this iteration's
