@@ -6,7 +6,8 @@
  * Connection and the fields it names, Keep-Alive, Proxy-Connection, TE
  * except "trailers", Transfer-Encoding, Upgrade unless tunnelling) plus
  * Expect (moat answers 100-continue itself) and Content-Length (re-stated
- * from the framing it chose). Forwarding fields are replaced, or extended
+ * from the framing it chose), and fields whose name holds '_' (which some
+ * backends fold into '-', a smuggling vector). Forwarding fields are replaced, or extended
  * when the peer is a trusted proxy. All other fields keep their order and
  * case.
  */
@@ -235,6 +236,10 @@ int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
 			break;
 		}
 		if (nt && listed(h, x))
+			continue;
+		/* Some backends read "Content_Length" as "Content-Length":
+		 * names with '_' are dropped, as nginx does by default. */
+		if (memchr(x->name, '_', x->name_len))
 			continue;
 		put_field(&o, x);
 	}
