@@ -489,6 +489,26 @@ static int chunk_header(char *out, uint64_t n)
 	return snprintf(out, 24, "%llx\r\n", (unsigned long long)n);
 }
 
+/* Trailer fields that must not travel in a trailer section (RFC 9110
+ * §6.5.1): framing, routing, connection and forwarding fields. A trailer
+ * line is "name: value". */
+static int trailer_allowed(const char *line, size_t len)
+{
+	static const char *const deny[] = {
+		"content-length", "transfer-encoding", "host", "connection", "keep-alive",
+		"te", "trailer", "upgrade", "proxy-connection", "expect", "content-type",
+		"content-encoding", "content-range", "authorization", "set-cookie", "cookie",
+		"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded",
+	};
+	const char *colon = memchr(line, ':', len);
+	size_t n = colon ? (size_t)(colon - line) : len;
+
+	for (size_t i = 0; i < sizeof(deny) / sizeof(deny[0]); i++)
+		if (strlen(deny[i]) == n && strncasecmp(line, deny[i], n) == 0)
+			return 0;
+	return 1;
+}
+
 /* Keeps a copy of request bytes sent to the backend while they fit in
  * REPLAY_MAX, so that a stale pooled connection can be retried with the
  * whole request; past that, no retry. */
@@ -581,6 +601,8 @@ static int pump_request(struct moat_client *c, struct moat_txn *t, struct moat_b
 				r = moat_io_sendv(b->ev.fd, &b->io, &b->out, v, 3, 1);
 				if (r >= 0)
 					keep_for_replay(t, v, 3);
+			} else if (ev == MOAT_CHUNKED_TRAILER && !trailer_allowed(in + off, len)) {
+				r = 0; /* dropped */
 			} else if (ev == MOAT_CHUNKED_TRAILER) {
 				struct iovec v[3];
 				int nv = 0;
@@ -868,7 +890,7 @@ static int pump_response(struct moat_client *c, struct moat_txn *t, struct moat_
 				}
 				t->bytes_out += dlen;
 			} else if (ev == MOAT_CHUNKED_TRAILER) {
-				if (t->out_chunked) {
+				if (t->out_chunked && trailer_allowed(in + off, dlen)) {
 					if (!t->resp_trailers) {
 						v[nv].iov_base = "0\r\n";
 						v[nv++].iov_len = 3;
