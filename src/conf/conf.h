@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 /* Where a value came from in the config file (1-based; 0 when built from
@@ -42,8 +43,11 @@ struct moat_conf_cidr {
 };
 
 struct moat_conf_server {
-	struct moat_conf_addr addr; /* numeric address after resolution */
-	char *host;                 /* the host part as written (name or literal) */
+	struct moat_conf_addr addr; /* numeric address after resolution; addr.text is
+				     * "host:port" as written, without "http://", with
+				     * ":80" added when a URL left the port out */
+	char *host;                 /* the host part as written (name or literal; an
+				     * IPv6 literal without its brackets) */
 	unsigned weight;            /* default 1 */
 };
 
@@ -130,13 +134,17 @@ struct moat_conf {
 	int preserve_host;            /* default 1: forward the client's Host */
 };
 
-/* The error buffer: messages are appended, one per line. */
+/* The error buffer: messages are appended, one per line, each ending in
+ * '\n'. Zero it before its first use; the loaders only append, so one
+ * buffer may collect the errors of several calls. A loader given NULL
+ * instead of a buffer still fails the same way, silently. */
 struct moat_conf_errors {
 	char *buf;      /* NUL-terminated; owned by the caller, freed with moat_conf_errors_free */
 	size_t len;
 	unsigned count;
 };
 
+/* Frees the buffer's text and zeroes it (ready for reuse). */
 void moat_conf_errors_free(struct moat_conf_errors *e);
 
 /*
@@ -144,7 +152,10 @@ void moat_conf_errors_free(struct moat_conf_errors *e);
  * Returns a new snapshot (owned by the caller) or NULL with `err` filled
  * ("path:line:col: message" per error). Unknown keys, wrong types, bad
  * durations/sizes/addresses, unknown upstream names, duplicate names, no
- * listener, no route: all errors. Control thread only (may block on DNS).
+ * listener, no route: all errors. A file that cannot be read gives the one
+ * line "path: cannot open: <strerror>"; one over MOAT_CONF_MAX_FILE is
+ * refused. Defaults and ranges come from core/limits.h. Control thread only
+ * (may block on DNS).
  */
 struct moat_conf *moat_conf_load_file(const char *path, struct moat_conf_errors *err);
 
@@ -162,6 +173,34 @@ struct moat_conf *moat_conf_load_buffer(const char *name, const char *data, size
 struct moat_conf *moat_conf_from_proxy_args(const char *from, const char *const *to, size_t nto,
 					    unsigned workers, struct moat_conf_errors *err);
 
+/*
+ * Writes the effective configuration `c` (every default filled in) to `out`
+ * as YAML that moat_conf_load_buffer loads back into a snapshot equal to `c`
+ * by moat_conf_equal (host names of servers are resolved again). Powers
+ * `moat --print-config`. Returns 0, or -EIO when writing to `out` failed.
+ * Does not take ownership of anything; any thread (`c` is immutable).
+ */
+int moat_conf_print(const struct moat_conf *c, FILE *out);
+
+/*
+ * Returns 1 when `a` and `b` configure the same thing, 0 otherwise: every
+ * value, list and address is compared, in order; `file` and the positions
+ * (struct moat_conf_pos) are not. A reload can use it to see that nothing
+ * changed; the tests use it for the moat_conf_print round trip. Pure.
+ */
+int moat_conf_equal(const struct moat_conf *a, const struct moat_conf *b);
+
+/*
+ * Name resolution switch for the loaders, 0 by default. When nonzero, host
+ * names in upstream servers (and --to) are never looked up: only numeric
+ * addresses are accepted and a name is an error ("name resolution is
+ * disabled"). The fuzz target sets it so that no input causes a DNS query;
+ * with it 0 a name is resolved with getaddrinfo (first result), which for
+ * "localhost" normally reads only /etc/hosts. Listen addresses are always
+ * numeric. Set it before loading, from the control thread.
+ */
+extern int moat_conf_no_resolve;
+
 /* Frees a snapshot and everything it owns. NULL is allowed. */
 void moat_conf_free(struct moat_conf *c);
 
@@ -177,7 +216,9 @@ int moat_conf_parse_size(const char *s, uint64_t *bytes);
  * returns 0 on success, -1 on error. Pure. */
 int moat_conf_parse_cidr(const char *s, struct moat_conf_cidr *out);
 
-/* Returns nonzero when the address `sa` lies within one of the blocks. */
+/* Returns nonzero when the address `sa` lies within one of the blocks. An
+ * IPv4-mapped IPv6 address (::ffff:a.b.c.d, as seen on a dual-stack socket)
+ * is also matched against the IPv4 blocks. Other families never match. Pure. */
 int moat_conf_cidr_match(const struct moat_conf_cidr *list, size_t n, const struct sockaddr *sa);
 
 #endif

@@ -1,0 +1,626 @@
+/*
+ * conf.c - the configuration snapshot: creation with defaults, freeing,
+ * the error buffer, loading a file, the one-line proxy mode, printing the
+ * effective configuration back as YAML, and comparing two snapshots.
+ *
+ * Runs on the control thread; the snapshots it returns are immutable and
+ * owned by the caller (see conf.h). The YAML walk is in conf_yaml.c, the
+ * scalar parsers in conf_values.c.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "conf/conf_int.h"
+#include "core/limits.h"
+
+const char *const moat_conf_default_hide_headers[MOAT_CONF_NDEFAULT_HIDE_HEADERS] = {
+	"server",
+	"x-powered-by",
+};
+
+/* ---- errors --------------------------------------------------------------- */
+
+int moat_conf_errorf(struct moat_conf_errors *e, const char *fmt, ...)
+{
+	va_list ap;
+	char *nbuf;
+	int n;
+
+	if (e == NULL)
+		return 0;
+	e->count++;
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -ENOMEM;
+	nbuf = realloc(e->buf, e->len + (size_t)n + 2);
+	if (nbuf == NULL)
+		return -ENOMEM;
+	e->buf = nbuf;
+	va_start(ap, fmt);
+	vsnprintf(e->buf + e->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	e->len += (size_t)n;
+	e->buf[e->len++] = '\n';
+	e->buf[e->len] = '\0';
+	return 0;
+}
+
+void moat_conf_errors_free(struct moat_conf_errors *e)
+{
+	if (e == NULL)
+		return;
+	free(e->buf);
+	e->buf = NULL;
+	e->len = 0;
+	e->count = 0;
+}
+
+/* ---- snapshot lifetime ------------------------------------------------------ */
+
+int moat_conf_header_add(char ***list, size_t *n, const char *name, size_t len)
+{
+	char **nl, *copy;
+	size_t i;
+
+	copy = malloc(len + 1);
+	if (copy == NULL)
+		return -ENOMEM;
+	for (i = 0; i < len; i++)
+		copy[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] - 'A' + 'a') : name[i];
+	copy[len] = '\0';
+	for (i = 0; i < *n; i++) {
+		if (strcmp((*list)[i], copy) == 0) {
+			free(copy);
+			return 1;
+		}
+	}
+	nl = realloc(*list, (*n + 1) * sizeof *nl);
+	if (nl == NULL) {
+		free(copy);
+		return -ENOMEM;
+	}
+	nl[*n] = copy;
+	*list = nl;
+	(*n)++;
+	return 0;
+}
+
+struct moat_conf *moat_conf_new(const char *file)
+{
+	struct moat_conf *c = calloc(1, sizeof *c);
+	size_t i;
+
+	if (c == NULL)
+		return NULL;
+	c->workers = MOAT_DEFAULT_WORKERS;
+	c->log_level = MOAT_LOG_INFO;
+	c->error_log = NULL;
+	c->access_format = MOAT_LOG_FMT_JSON;
+	c->limits.request_line_max = MOAT_DEFAULT_REQUEST_LINE_MAX;
+	c->limits.header_size_max = MOAT_DEFAULT_HEADER_SIZE_MAX;
+	c->limits.header_count_max = MOAT_DEFAULT_HEADER_COUNT_MAX;
+	c->limits.body_max = MOAT_DEFAULT_BODY_MAX;
+	c->limits.conns_max = MOAT_DEFAULT_CONNS_MAX;
+	c->timeouts.client_header = MOAT_DEFAULT_TIMEOUT_CLIENT_HEADER_MS;
+	c->timeouts.client_body = MOAT_DEFAULT_TIMEOUT_CLIENT_BODY_MS;
+	c->timeouts.keepalive = MOAT_DEFAULT_TIMEOUT_KEEPALIVE_MS;
+	c->timeouts.client_send = MOAT_DEFAULT_TIMEOUT_CLIENT_SEND_MS;
+	c->timeouts.backend_connect = MOAT_DEFAULT_TIMEOUT_BACKEND_CONNECT_MS;
+	c->timeouts.backend_first_byte = MOAT_DEFAULT_TIMEOUT_BACKEND_FIRST_BYTE_MS;
+	c->timeouts.backend_idle = MOAT_DEFAULT_TIMEOUT_BACKEND_IDLE_MS;
+	c->timeouts.drain = MOAT_DEFAULT_TIMEOUT_DRAIN_MS;
+	c->preserve_host = 1;
+	c->access_log = strdup("stdout");
+	if (c->access_log == NULL || (file != NULL && (c->file = strdup(file)) == NULL))
+		goto fail;
+	for (i = 0; i < MOAT_CONF_NDEFAULT_HIDE_HEADERS; i++) {
+		const char *h = moat_conf_default_hide_headers[i];
+		if (moat_conf_header_add(&c->hide_headers, &c->nhide_headers, h, strlen(h)) < 0)
+			goto fail;
+	}
+	return c;
+fail:
+	moat_conf_free(c);
+	return NULL;
+}
+
+static void free_strings(char **list, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
+void moat_conf_free(struct moat_conf *c)
+{
+	size_t i, j;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < c->nlisteners; i++)
+		free(c->listeners[i].addr.text);
+	free(c->listeners);
+	for (i = 0; i < c->nupstreams; i++) {
+		struct moat_conf_upstream *u = &c->upstreams[i];
+		for (j = 0; j < u->nservers; j++) {
+			free(u->servers[j].addr.text);
+			free(u->servers[j].host);
+		}
+		free(u->servers);
+		free(u->name);
+	}
+	free(c->upstreams);
+	for (i = 0; i < c->nroutes; i++) {
+		free(c->routes[i].host);
+		free(c->routes[i].path_prefix);
+		free_strings(c->routes[i].strip_headers, c->routes[i].nstrip_headers);
+	}
+	free(c->routes);
+	free(c->trusted_proxies);
+	free_strings(c->hide_headers, c->nhide_headers);
+	free(c->error_log);
+	free(c->access_log);
+	free(c->file);
+	free(c);
+}
+
+/* ---- loading ---------------------------------------------------------------- */
+
+struct moat_conf *moat_conf_load_file(const char *path, struct moat_conf_errors *err)
+{
+	struct moat_conf *c;
+	char *buf = NULL, *nbuf;
+	size_t len = 0, cap = 0, got;
+	FILE *f;
+
+	f = fopen(path, "rb");
+	if (f == NULL) {
+		moat_conf_errorf(err, "%s: cannot open: %s", path, strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 16384;
+			if (cap > MOAT_CONF_MAX_FILE + 1)
+				cap = MOAT_CONF_MAX_FILE + 1;
+			if (len == cap) {
+				moat_conf_errorf(err, "%s: file too large (more than %llu MiB)", path,
+						 (unsigned long long)(MOAT_CONF_MAX_FILE / MOAT_MIB));
+				goto fail;
+			}
+			nbuf = realloc(buf, cap);
+			if (nbuf == NULL) {
+				moat_conf_errorf(err, "%s: out of memory", path);
+				goto fail;
+			}
+			buf = nbuf;
+		}
+		got = fread(buf + len, 1, cap - len, f);
+		len += got;
+		if (got == 0)
+			break;
+	}
+	if (ferror(f)) {
+		moat_conf_errorf(err, "%s: cannot read: %s", path, strerror(errno));
+		goto fail;
+	}
+	fclose(f);
+	c = moat_conf_load_buffer(path, buf, len, err);
+	free(buf);
+	return c;
+fail:
+	fclose(f);
+	free(buf);
+	return NULL;
+}
+
+struct moat_conf *moat_conf_from_proxy_args(const char *from, const char *const *to, size_t nto,
+					    unsigned workers, struct moat_conf_errors *err)
+{
+	struct moat_conf *c = moat_conf_new(NULL);
+	struct moat_conf_upstream *u;
+	char why[256], q[128];
+	unsigned nerr = 0;
+	size_t i;
+	int rc;
+
+	if (c == NULL)
+		goto oom;
+	if (workers > MOAT_MAX_WORKERS) {
+		moat_conf_errorf(err, "--workers: expected an integer between 1 and %u, got %u",
+				 MOAT_MAX_WORKERS, workers);
+		nerr++;
+	}
+	c->workers = workers;
+
+	c->listeners = calloc(1, sizeof *c->listeners);
+	if (c->listeners == NULL)
+		goto oom;
+	c->nlisteners = 1;
+	c->listeners[0].backlog = MOAT_DEFAULT_BACKLOG;
+	if (from == NULL)
+		from = "";
+	rc = moat_conf_parse_listen(from, &c->listeners[0].addr, why, sizeof why);
+	moat_conf_quote(from, strlen(from), 64, q, sizeof q);
+	if (rc == MOAT_CONF_ENOMEM)
+		goto oom;
+	if (rc == MOAT_CONF_ESYNTAX)
+		moat_conf_errorf(err, "--from: expected %s, got %s (%s)", MOAT_CONF_LISTEN_FORM, q, why);
+	else if (rc < 0)
+		moat_conf_errorf(err, "--from: %s", why);
+	nerr += rc < 0;
+
+	c->upstreams = calloc(1, sizeof *c->upstreams);
+	if (c->upstreams == NULL)
+		goto oom;
+	c->nupstreams = 1;
+	u = &c->upstreams[0];
+	u->used = 1;
+	u->keepalive = MOAT_DEFAULT_UPSTREAM_KEEPALIVE;
+	u->keepalive_timeout_ms = MOAT_DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT_MS;
+	u->name = strdup("default");
+	if (u->name == NULL)
+		goto oom;
+	if (nto == 0 || nto > MOAT_CONF_MAX_SERVERS) {
+		moat_conf_errorf(err,
+				 "--to: between 1 and %u backends are needed, like --to http://127.0.0.1:3000",
+				 MOAT_CONF_MAX_SERVERS);
+		nerr++;
+	} else {
+		u->servers = calloc(nto, sizeof *u->servers);
+		if (u->servers == NULL)
+			goto oom;
+		u->nservers = nto;
+	}
+	for (i = 0; i < u->nservers; i++) {
+		const char *t = to[i] != NULL ? to[i] : "";
+
+		u->servers[i].weight = MOAT_DEFAULT_SERVER_WEIGHT;
+		rc = moat_conf_parse_server(t, &u->servers[i], why, sizeof why);
+		moat_conf_quote(t, strlen(t), 64, q, sizeof q);
+		if (rc == MOAT_CONF_ENOMEM)
+			goto oom;
+		if (rc == MOAT_CONF_ESYNTAX)
+			moat_conf_errorf(err, "--to: expected http://host:port, got %s (%s)", q, why);
+		else if (rc < 0)
+			moat_conf_errorf(err, "--to: %s (in %s)", why, q);
+		nerr += rc < 0;
+	}
+
+	c->routes = calloc(1, sizeof *c->routes);
+	if (c->routes == NULL)
+		goto oom;
+	c->nroutes = 1;
+	c->routes[0].upstream = 0;
+	if (nerr == 0)
+		return c;
+	moat_conf_free(c);
+	return NULL;
+oom:
+	moat_conf_errorf(err, "out of memory");
+	moat_conf_free(c);
+	return NULL;
+}
+
+/* ---- printing ----------------------------------------------------------------- */
+
+/* YAML's printable characters (YAML 1.1, 5.1), less those a reader would
+ * not give back as they are: the line breaks NEL, LS and PS (folded inside
+ * a quoted scalar) and the byte order mark. */
+static int yaml_printable(uint32_t cp)
+{
+	return (cp >= 0x20 && cp <= 0x7e) || (cp >= 0xa0 && cp <= 0xd7ff && cp != 0x2028 && cp != 0x2029) ||
+	       (cp >= 0xe000 && cp <= 0xfffd && cp != 0xfeff) || (cp >= 0x10000 && cp <= 0x10ffff);
+}
+
+/* Decodes the UTF-8 sequence at s (bytes left: len); returns its length, or
+ * 0 when it is not well formed (the byte is then escaped on its own). */
+static size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
+{
+	size_t n, i;
+	uint32_t v;
+
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	}
+	if ((s[0] & 0xe0) == 0xc0) {
+		n = 2;
+		v = s[0] & 0x1fu;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		n = 3;
+		v = s[0] & 0x0fu;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		n = 4;
+		v = s[0] & 0x07u;
+	} else {
+		return 0;
+	}
+	if (n > len)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		v = (v << 6) | (s[i] & 0x3fu);
+	}
+	if ((n == 2 && v < 0x80) || (n == 3 && v < 0x800) || (n == 4 && v < 0x10000) || v > 0x10ffff ||
+	    (v >= 0xd800 && v <= 0xdfff))
+		return 0;
+	*cp = v;
+	return n;
+}
+
+/* Writes `s` as a YAML double-quoted scalar that reads back byte for byte. */
+static void put_quoted(FILE *out, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t len = strlen(s), i = 0, n;
+	uint32_t cp;
+
+	fputc('"', out);
+	while (i < len) {
+		n = utf8_decode(p + i, len - i, &cp);
+		if (n == 0) {
+			/* cannot come from a loaded file (libyaml checks UTF-8) */
+			fprintf(out, "\\x%02x", p[i]);
+			i++;
+			continue;
+		}
+		if (cp == '"' || cp == '\\')
+			fprintf(out, "\\%c", (int)cp);
+		else if (yaml_printable(cp))
+			fwrite(p + i, 1, n, out);
+		else if (cp <= 0xff)
+			fprintf(out, "\\x%02x", (unsigned)cp);
+		else if (cp <= 0xffff)
+			fprintf(out, "\\u%04x", (unsigned)cp);
+		else
+			fprintf(out, "\\U%08x", (unsigned)cp);
+		i += n;
+	}
+	fputc('"', out);
+}
+
+static void put_key_string(FILE *out, const char *indent, const char *key, const char *s)
+{
+	fprintf(out, "%s%s: ", indent, key);
+	put_quoted(out, s);
+	fputc('\n', out);
+}
+
+static void put_duration(FILE *out, const char *key, uint64_t ms)
+{
+	char b[32];
+
+	moat_conf_format_duration(ms, b, sizeof b);
+	fprintf(out, "  %s: %s\n", key, b);
+}
+
+static void put_size(FILE *out, const char *key, uint64_t bytes)
+{
+	char b[32];
+
+	moat_conf_format_size(bytes, b, sizeof b);
+	fprintf(out, "  %s: %s\n", key, b);
+}
+
+/* A flow list of quoted strings: ["a", "b"]. */
+static void put_list(FILE *out, char *const *list, size_t n, int skip_defaults)
+{
+	size_t i, j, k = 0;
+
+	fputc('[', out);
+	for (i = 0; i < n; i++) {
+		for (j = 0; skip_defaults && j < MOAT_CONF_NDEFAULT_HIDE_HEADERS; j++)
+			if (strcmp(list[i], moat_conf_default_hide_headers[j]) == 0)
+				break;
+		if (skip_defaults && j < MOAT_CONF_NDEFAULT_HIDE_HEADERS)
+			continue;
+		fputs(k++ ? ", " : "", out);
+		put_quoted(out, list[i]);
+	}
+	fputs("]\n", out);
+}
+
+int moat_conf_print(const struct moat_conf *c, FILE *out)
+{
+	static const char *const levels[] = { "error", "warn", "info", "debug" };
+	static const char *const formats[] = { "json", "combined", "common" };
+	const struct moat_conf_timeouts *t = &c->timeouts;
+	char b[64];
+	size_t i, j;
+
+	fprintf(out, "# moat: the effective configuration, every default filled in\n");
+	if (c->workers == 0)
+		fprintf(out, "workers: auto\n");
+	else
+		fprintf(out, "workers: %u\n", c->workers);
+
+	fprintf(out, "log:\n  level: %s\n", (unsigned)c->log_level < 4 ? levels[c->log_level] : "info");
+	if (c->error_log == NULL)
+		fprintf(out, "  error: stderr\n");
+	else
+		put_key_string(out, "  ", "error", c->error_log);
+	if (c->access_log == NULL)
+		fprintf(out, "  access: off\n");
+	else if (strcmp(c->access_log, "stdout") == 0)
+		fprintf(out, "  access: stdout\n");
+	else
+		put_key_string(out, "  ", "access", c->access_log);
+	fprintf(out, "  format: %s\n", (unsigned)c->access_format < 3 ? formats[c->access_format] : "json");
+
+	fprintf(out, "limits:\n");
+	put_size(out, "request_line", c->limits.request_line_max);
+	put_size(out, "header_size", c->limits.header_size_max);
+	fprintf(out, "  header_count: %zu\n", c->limits.header_count_max);
+	put_size(out, "body", c->limits.body_max);
+	fprintf(out, "  connections: %u\n", c->limits.conns_max);
+
+	fprintf(out, "timeouts:\n");
+	put_duration(out, "client_header", t->client_header);
+	put_duration(out, "client_body", t->client_body);
+	put_duration(out, "keepalive", t->keepalive);
+	put_duration(out, "client_send", t->client_send);
+	put_duration(out, "backend_connect", t->backend_connect);
+	put_duration(out, "backend_first_byte", t->backend_first_byte);
+	put_duration(out, "backend_idle", t->backend_idle);
+	put_duration(out, "drain", t->drain);
+
+	fprintf(out, "proxy:\n  trusted_proxies: [");
+	for (i = 0; i < c->ntrusted_proxies; i++) {
+		moat_conf_format_cidr(&c->trusted_proxies[i], b, sizeof b);
+		fprintf(out, "%s\"%s\"", i ? ", " : "", b);
+	}
+	fprintf(out, "]\n  # hidden in every response besides \"server\" and \"x-powered-by\":\n");
+	fprintf(out, "  hide_headers: ");
+	put_list(out, c->hide_headers, c->nhide_headers, 1);
+	fprintf(out, "  preserve_host: %s\n", c->preserve_host ? "true" : "false");
+
+	fprintf(out, "listeners:\n");
+	for (i = 0; i < c->nlisteners; i++) {
+		put_key_string(out, "  - ", "listen",
+			       c->listeners[i].addr.text ? c->listeners[i].addr.text : "");
+		fprintf(out, "    backlog: %u\n", c->listeners[i].backlog);
+	}
+
+	fprintf(out, "upstreams:\n");
+	for (i = 0; i < c->nupstreams; i++) {
+		const struct moat_conf_upstream *u = &c->upstreams[i];
+		fputs("  ", out);
+		put_quoted(out, u->name);
+		fprintf(out, ":\n    servers:\n");
+		for (j = 0; j < u->nservers; j++) {
+			fputs("      - { address: ", out);
+			put_quoted(out, u->servers[j].addr.text ? u->servers[j].addr.text : "");
+			fprintf(out, ", weight: %u }\n", u->servers[j].weight);
+		}
+		fprintf(out, "    keepalive: %u\n", u->keepalive);
+		moat_conf_format_duration(u->keepalive_timeout_ms, b, sizeof b);
+		fprintf(out, "    keepalive_timeout: %s\n", b);
+	}
+
+	fprintf(out, "routes:\n");
+	for (i = 0; i < c->nroutes; i++) {
+		const struct moat_conf_route *r = &c->routes[i];
+		put_key_string(out, "  - ", "upstream",
+			       r->upstream < c->nupstreams ? c->upstreams[r->upstream].name : "");
+		if (r->host != NULL) {
+			fputs("    host: ", out);
+			if (r->host_wildcard) {
+				/* stored as ".suffix" */
+				fputs("\"*", out);
+				fputs(r->host, out);
+				fputs("\"\n", out);
+			} else {
+				put_quoted(out, r->host);
+				fputc('\n', out);
+			}
+		}
+		if (r->path_prefix != NULL)
+			put_key_string(out, "    ", "path", r->path_prefix);
+		if (r->nstrip_headers > 0) {
+			fprintf(out, "    strip_headers: ");
+			put_list(out, r->strip_headers, r->nstrip_headers, 0);
+		}
+	}
+	if (fflush(out) != 0 || ferror(out))
+		return -EIO;
+	return 0;
+}
+
+/* ---- equality ------------------------------------------------------------------ */
+
+static int str_eq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static int strings_eq(char *const *a, size_t na, char *const *b, size_t nb)
+{
+	size_t i;
+
+	if (na != nb)
+		return 0;
+	for (i = 0; i < na; i++)
+		if (!str_eq(a[i], b[i]))
+			return 0;
+	return 1;
+}
+
+static int addr_eq(const struct moat_conf_addr *a, const struct moat_conf_addr *b)
+{
+	return moat_conf_addr_equal(a, b) && str_eq(a->text, b->text);
+}
+
+static int upstream_eq(const struct moat_conf_upstream *a, const struct moat_conf_upstream *b)
+{
+	size_t i;
+
+	if (!str_eq(a->name, b->name) || a->nservers != b->nservers || a->keepalive != b->keepalive ||
+	    a->keepalive_timeout_ms != b->keepalive_timeout_ms || a->used != b->used)
+		return 0;
+	for (i = 0; i < a->nservers; i++)
+		if (!addr_eq(&a->servers[i].addr, &b->servers[i].addr) ||
+		    !str_eq(a->servers[i].host, b->servers[i].host) ||
+		    a->servers[i].weight != b->servers[i].weight)
+			return 0;
+	return 1;
+}
+
+static int route_eq(const struct moat_conf_route *a, const struct moat_conf_route *b)
+{
+	return str_eq(a->host, b->host) && a->host_wildcard == b->host_wildcard &&
+	       str_eq(a->path_prefix, b->path_prefix) && a->path_prefix_len == b->path_prefix_len &&
+	       a->upstream == b->upstream &&
+	       strings_eq(a->strip_headers, a->nstrip_headers, b->strip_headers, b->nstrip_headers);
+}
+
+int moat_conf_equal(const struct moat_conf *a, const struct moat_conf *b)
+{
+	const struct moat_conf_timeouts *ta = &a->timeouts, *tb = &b->timeouts;
+	size_t i;
+
+	if (a->workers != b->workers || a->log_level != b->log_level || !str_eq(a->error_log, b->error_log) ||
+	    !str_eq(a->access_log, b->access_log) || a->access_format != b->access_format)
+		return 0;
+	if (a->limits.request_line_max != b->limits.request_line_max ||
+	    a->limits.header_size_max != b->limits.header_size_max ||
+	    a->limits.header_count_max != b->limits.header_count_max ||
+	    a->limits.body_max != b->limits.body_max || a->limits.conns_max != b->limits.conns_max)
+		return 0;
+	if (ta->client_header != tb->client_header || ta->client_body != tb->client_body ||
+	    ta->keepalive != tb->keepalive || ta->client_send != tb->client_send ||
+	    ta->backend_connect != tb->backend_connect || ta->backend_first_byte != tb->backend_first_byte ||
+	    ta->backend_idle != tb->backend_idle || ta->drain != tb->drain)
+		return 0;
+	if (a->nlisteners != b->nlisteners || a->nupstreams != b->nupstreams || a->nroutes != b->nroutes ||
+	    a->ntrusted_proxies != b->ntrusted_proxies || a->preserve_host != b->preserve_host ||
+	    !strings_eq(a->hide_headers, a->nhide_headers, b->hide_headers, b->nhide_headers))
+		return 0;
+	for (i = 0; i < a->nlisteners; i++)
+		if (!addr_eq(&a->listeners[i].addr, &b->listeners[i].addr) ||
+		    a->listeners[i].backlog != b->listeners[i].backlog)
+			return 0;
+	for (i = 0; i < a->nupstreams; i++)
+		if (!upstream_eq(&a->upstreams[i], &b->upstreams[i]))
+			return 0;
+	for (i = 0; i < a->nroutes; i++)
+		if (!route_eq(&a->routes[i], &b->routes[i]))
+			return 0;
+	for (i = 0; i < a->ntrusted_proxies; i++)
+		if (a->trusted_proxies[i].family != b->trusted_proxies[i].family ||
+		    a->trusted_proxies[i].prefix != b->trusted_proxies[i].prefix ||
+		    memcmp(a->trusted_proxies[i].addr, b->trusted_proxies[i].addr, 16) != 0)
+			return 0;
+	return 1;
+}

@@ -1,0 +1,103 @@
+/*
+ * conf_int.h - what the files of src/conf share, and nobody else uses.
+ *
+ *   conf.c         snapshot lifetime (defaults, free), the error buffer,
+ *                  loading a file, the one-line proxy mode, printing, equality
+ *   conf_yaml.c    YAML document -> struct moat_conf, with positions
+ *   conf_values.c  the scalar parsers: durations, sizes, CIDRs, listen and
+ *                  server addresses, names; and their formatting back
+ */
+#ifndef MOAT_CONF_CONF_INT_H
+#define MOAT_CONF_CONF_INT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf/conf.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define MOAT_CONF_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define MOAT_CONF_PRINTF(f, a)
+#endif
+
+/* The response headers every snapshot hides, before proxy.hide_headers. */
+extern const char *const moat_conf_default_hide_headers[];
+#define MOAT_CONF_NDEFAULT_HIDE_HEADERS 2
+
+/*
+ * Allocates a snapshot holding every default of limits.h (and the default
+ * hidden headers); `file` is copied when not NULL. Returns NULL when out of
+ * memory. The caller fills listeners, upstreams and routes.
+ */
+struct moat_conf *moat_conf_new(const char *file);
+
+/* Appends one formatted line (a '\n' is added) to `e`; `e` may be NULL.
+ * Returns 0, or -ENOMEM (the message is then lost but still counted). */
+int moat_conf_errorf(struct moat_conf_errors *e, const char *fmt, ...) MOAT_CONF_PRINTF(2, 3);
+
+/* Adds `name` (any case, length `len`) lowercased to the list (*list, *n)
+ * unless already there. Returns 0, 1 when it was already there, -ENOMEM. */
+int moat_conf_header_add(char ***list, size_t *n, const char *name, size_t len);
+
+/* Outcome of the address parsers below, besides 0. */
+#define MOAT_CONF_ESYNTAX (-4101) /* not of the expected form; `why` says what is off */
+#define MOAT_CONF_EVALUE  (-4102) /* of the form but unusable; `why` is the whole message */
+#define MOAT_CONF_ENOMEM  (-4103) /* out of memory */
+
+/* What a listen address and a server address look like, for messages. */
+#define MOAT_CONF_LISTEN_FORM "an address like \"127.0.0.1:8080\", \"[::1]:8080\" or \":8080\""
+#define MOAT_CONF_SERVER_FORM "\"host:port\" or \"http://host:port\""
+
+/*
+ * Parses a listen address: "IPv4:port", "[IPv6]:port", "*:port" or ":port"
+ * (any IPv4 address). Numeric only: no lookups. Fills out->ss, out->len and
+ * out->text (a copy of `s`, owned by `out`). On failure returns
+ * MOAT_CONF_ESYNTAX or MOAT_CONF_EVALUE with `why` filled, or MOAT_CONF_ENOMEM,
+ * and leaves nothing allocated in `out`.
+ */
+int moat_conf_parse_listen(const char *s, struct moat_conf_addr *out, char *why, size_t whylen);
+
+/*
+ * Parses a server address: "host:port", "[IPv6]:port", "http://host[:port][/]"
+ * (port 80 by default); "https://" is refused. A host name is resolved with
+ * getaddrinfo (first result) unless moat_conf_no_resolve is set. Fills
+ * out->addr (ss, len, text) and out->host, both owned by `out`; the weight is
+ * not touched. Failure as for moat_conf_parse_listen.
+ */
+int moat_conf_parse_server(const char *s, struct moat_conf_server *out, char *why, size_t whylen);
+
+/* Writes `ms` as the shortest exact text moat_conf_parse_duration reads
+ * back ("75s", "500ms", "2h"); `buf` of at least 32 bytes. Pure. */
+void moat_conf_format_duration(uint64_t ms, char *buf, size_t len);
+
+/* Same for sizes ("8KiB", "1MiB", "300"). Pure. */
+void moat_conf_format_size(uint64_t bytes, char *buf, size_t len);
+
+/* Writes the CIDR block as "10.0.0.0/8" or "::1/128"; `buf` of at least 64 bytes. Pure. */
+void moat_conf_format_cidr(const struct moat_conf_cidr *b, char *buf, size_t len);
+
+/* Returns 1 when `s` (length `len`) is a non-empty HTTP field name (RFC 9110 token). Pure. */
+int moat_conf_header_name_ok(const char *s, size_t len);
+
+/* Returns 1 when `s` (length `len`) is a non-empty DNS-style name of at most
+ * 253 characters: letters, digits, '-', '_' and '.'. Pure. */
+int moat_conf_hostname_ok(const char *s, size_t len);
+
+/* Returns 1 when `s` is a non-empty name of [A-Za-z0-9_.-]. Pure. */
+int moat_conf_upstream_name_ok(const char *s, size_t len);
+
+/* Writes `s` (`len` bytes) double-quoted for a message: '"' and '\\'
+ * escaped, control characters as \xNN, cut with "..." after about `max`
+ * characters (never inside a UTF-8 sequence); `buf` of at least 16 bytes. Pure. */
+void moat_conf_quote(const char *s, size_t len, size_t max, char *buf, size_t buflen);
+
+/* Returns 1 when both hold the same socket address (family, address, port,
+ * IPv6 scope); the text is not compared. Pure. */
+int moat_conf_addr_equal(const struct moat_conf_addr *a, const struct moat_conf_addr *b);
+
+/* Parses a decimal integer of digits only (no sign, no spaces); returns 0 or -1. Pure. */
+int moat_conf_parse_uint(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,782 @@
+/*
+ * conf_schema.c - what moat's configuration file holds: the tables of keys
+ * of every section, the setters that check and store each value, the
+ * checks across values (duplicate listeners, routes naming an upstream,
+ * header_size >= request_line), and moat_conf_load_buffer, which runs it all.
+ *
+ * The snapshot under construction goes to the caller, or is freed when any
+ * error was found. The schema itself is documented for users in
+ * docs/configuration.md: keep both in step.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "conf/conf.h"
+#include "conf/conf_int.h"
+#include "conf/conf_yaml.h"
+#include "core/limits.h"
+
+/* ---- the keys ------------------------------------------------------------ */
+
+static void set_workers(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	struct moat_conf *c = obj;
+	char what[96], got_buf[128];
+	const char *v;
+	uint64_t n;
+
+	snprintf(what, sizeof what, "\"auto\" or an integer between 1 and %u", MOAT_MAX_WORKERS);
+	v = moat_conf_yaml_scalar(ld, val, what);
+	if (v == NULL)
+		return;
+	if (strcmp(v, "auto") == 0) {
+		c->workers = 0;
+		return;
+	}
+	if (moat_conf_parse_uint(v, &n) < 0 || n < 1 || n > MOAT_MAX_WORKERS) {
+		moat_conf_yaml_error(ld, val, "expected %s, got %s", what, MOAT_CONF_GOT(val));
+		return;
+	}
+	c->workers = (unsigned)n;
+}
+
+/* Index of `v` in `words`, or -1 after reporting "expected one of ...". */
+static int want_word(struct moat_conf_loader *ld, yaml_node_t *val, const char *const *words, size_t n)
+{
+	char what[160], got_buf[128];
+	const char *v;
+	size_t i, o;
+
+	o = (size_t)snprintf(what, sizeof what, "one of");
+	for (i = 0; i < n && o < sizeof what; i++)
+		o += (size_t)snprintf(what + o, sizeof what - o, "%s%s", i ? ", " : " ", words[i]);
+	v = moat_conf_yaml_scalar(ld, val, what);
+	if (v == NULL)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (strcmp(v, words[i]) == 0)
+			return (int)i;
+	moat_conf_yaml_error(ld, val, "expected %s; got %s", what, MOAT_CONF_GOT(val));
+	return -1;
+}
+
+static void set_log_level(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	static const char *const words[] = { "error", "warn", "info", "debug" };
+	static const enum moat_conf_log_level levels[] = { MOAT_LOG_ERROR, MOAT_LOG_WARN, MOAT_LOG_INFO,
+							   MOAT_LOG_DEBUG };
+	struct moat_conf *c = obj;
+	int i = want_word(ld, val, words, MOAT_CONF_NELEM(words));
+
+	if (i >= 0)
+		c->log_level = levels[i];
+}
+
+static void set_log_format(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	static const char *const words[] = { "json", "combined", "common" };
+	static const enum moat_conf_log_format formats[] = { MOAT_LOG_FMT_JSON, MOAT_LOG_FMT_COMBINED,
+							     MOAT_LOG_FMT_COMMON };
+	struct moat_conf *c = obj;
+	int i = want_word(ld, val, words, MOAT_CONF_NELEM(words));
+
+	if (i >= 0)
+		c->access_format = formats[i];
+}
+
+/* Sets *field to a copy of `v` (or NULL when v is NULL), freeing the old one. */
+static void set_string(struct moat_conf_loader *ld, yaml_node_t *at, char **field, const char *v)
+{
+	char *copy = NULL;
+
+	if (v != NULL && (copy = strdup(v)) == NULL) {
+		moat_conf_yaml_oom(ld, at);
+		return;
+	}
+	free(*field);
+	*field = copy;
+}
+
+static void set_error_log(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	struct moat_conf *c = obj;
+	const char *v = moat_conf_yaml_text(ld, val, "a file path or \"stderr\"");
+
+	if (v == NULL)
+		return;
+	if (strcmp(v, "stdout") == 0) {
+		moat_conf_yaml_error(
+		    ld, val,
+		    "the error log goes to \"stderr\" or a file, not \"stdout\" (write \"./stdout\" for a file of that name)");
+		return;
+	}
+	set_string(ld, val, &c->error_log, strcmp(v, "stderr") == 0 ? NULL : v);
+}
+
+static void set_access_log(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	struct moat_conf *c = obj;
+	const char *v = moat_conf_yaml_text(ld, val, "a file path, \"stdout\" or \"off\"");
+
+	if (v == NULL)
+		return;
+	if (strcmp(v, "stderr") == 0) {
+		moat_conf_yaml_error(
+		    ld, val,
+		    "the access log goes to \"stdout\", a file or \"off\", not \"stderr\" (write \"./stderr\" for a file of that name)");
+		return;
+	}
+	set_string(ld, val, &c->access_log, strcmp(v, "off") == 0 ? NULL : v);
+}
+
+/* A list of header names, added lowercased and without repeats to (*list, *n). */
+static void set_headers(struct moat_conf_loader *ld, yaml_node_t *val, char ***list, size_t *n)
+{
+	char got_buf[128];
+	yaml_node_item_t *items;
+	size_t count, i, old;
+
+	items = moat_conf_yaml_list(ld, val, MOAT_CONF_MAX_HEADERS, "header names", &count);
+	for (i = 0; items != NULL && i < count && !ld->stop; i++) {
+		yaml_node_t *it = moat_conf_yaml_node(ld, items[i]);
+		const char *v;
+
+		if (it == NULL || moat_conf_yaml_over_budget(ld, it))
+			break;
+		old = moat_conf_yaml_push_index(ld, i);
+		v = moat_conf_yaml_scalar(ld, it, "a header name like \"x-debug\"");
+		if (v != NULL && !moat_conf_header_name_ok(v, strlen(v)))
+			moat_conf_yaml_error(ld, it, "expected a header name like \"x-debug\", got %s",
+					     MOAT_CONF_GOT(it));
+		else if (v != NULL && moat_conf_header_add(list, n, v, strlen(v)) < 0)
+			moat_conf_yaml_oom(ld, it);
+		moat_conf_yaml_pop(ld, old);
+	}
+}
+
+static void set_hide_headers(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	struct moat_conf *c = obj;
+
+	set_headers(ld, val, &c->hide_headers, &c->nhide_headers);
+}
+
+static void set_trusted_proxies(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	static const char what[] = "an IP address or CIDR block like \"10.0.0.0/8\" or \"::1/128\"";
+	struct moat_conf *c = obj;
+	char got_buf[128];
+	yaml_node_item_t *items;
+	size_t count, i, old;
+
+	items = moat_conf_yaml_list(ld, val, MOAT_CONF_MAX_CIDRS, "CIDR blocks", &count);
+	if (items == NULL || count == 0)
+		return;
+	free(c->trusted_proxies);
+	c->ntrusted_proxies = 0;
+	c->trusted_proxies = moat_conf_yaml_alloc(ld, val, count, sizeof *c->trusted_proxies);
+	if (c->trusted_proxies == NULL)
+		return;
+	for (i = 0; i < count && !ld->stop; i++) {
+		yaml_node_t *it = moat_conf_yaml_node(ld, items[i]);
+		const char *v;
+
+		if (it == NULL || moat_conf_yaml_over_budget(ld, it))
+			break;
+		old = moat_conf_yaml_push_index(ld, i);
+		v = moat_conf_yaml_scalar(ld, it, what);
+		if (v != NULL && moat_conf_parse_cidr(v, &c->trusted_proxies[c->ntrusted_proxies]) < 0)
+			moat_conf_yaml_error(ld, it, "expected %s, got %s", what, MOAT_CONF_GOT(it));
+		else if (v != NULL)
+			c->ntrusted_proxies++;
+		moat_conf_yaml_pop(ld, old);
+	}
+}
+
+static void set_limits(struct moat_conf_loader *ld, yaml_node_t *val, void *obj);
+
+static const struct moat_conf_key log_keys[] = {
+	{ "level", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_log_level, NULL, 0 },
+	{ "error", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_error_log, NULL, 0 },
+	{ "access", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_access_log, NULL, 0 },
+	{ "format", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_log_format, NULL, 0 },
+};
+
+enum { LIM_REQUEST_LINE, LIM_HEADER_SIZE, LIM_HEADER_COUNT, LIM_BODY, LIM_CONNECTIONS };
+
+static const struct moat_conf_key limits_keys[] = {
+	[LIM_REQUEST_LINE] = { "request_line", MOAT_CONF_K_SIZE,
+			       offsetof(struct moat_conf_limits, request_line_max), MOAT_MIN_REQUEST_LINE_MAX,
+			       MOAT_MAX_REQUEST_LINE_MAX, NULL, NULL, 0 },
+	[LIM_HEADER_SIZE] = { "header_size", MOAT_CONF_K_SIZE,
+			      offsetof(struct moat_conf_limits, header_size_max), MOAT_MIN_HEADER_SIZE_MAX,
+			      MOAT_MAX_HEADER_SIZE_MAX, NULL, NULL, 0 },
+	[LIM_HEADER_COUNT] = { "header_count", MOAT_CONF_K_COUNT,
+			       offsetof(struct moat_conf_limits, header_count_max), MOAT_MIN_HEADER_COUNT_MAX,
+			       MOAT_MAX_HEADER_COUNT_MAX, NULL, NULL, 0 },
+	[LIM_BODY] = { "body", MOAT_CONF_K_SIZE64, offsetof(struct moat_conf_limits, body_max), 0, UINT64_MAX,
+		       NULL, NULL, 0 },
+	[LIM_CONNECTIONS] = { "connections", MOAT_CONF_K_UINT, offsetof(struct moat_conf_limits, conns_max),
+			      MOAT_MIN_CONNS_MAX, MOAT_MAX_CONNS_MAX, NULL, NULL, 0 },
+};
+
+/* clang-format off */
+#define TIMEOUT(f) \
+	{ #f, MOAT_CONF_K_DURATION, offsetof(struct moat_conf_timeouts, f), 1, MOAT_MAX_TIMEOUT_MS, NULL, NULL, 0 }
+
+static const struct moat_conf_key timeouts_keys[] = {
+	TIMEOUT(client_header),
+	TIMEOUT(client_body),
+	TIMEOUT(keepalive),
+	TIMEOUT(client_send),
+	TIMEOUT(backend_connect),
+	TIMEOUT(backend_first_byte),
+	TIMEOUT(backend_idle),
+	TIMEOUT(drain),
+};
+/* clang-format on */
+
+static const struct moat_conf_key proxy_keys[] = {
+	{ "trusted_proxies", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_trusted_proxies, NULL, 0 },
+	{ "hide_headers", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_hide_headers, NULL, 0 },
+	{ "preserve_host", MOAT_CONF_K_BOOL, offsetof(struct moat_conf, preserve_host), 0, 1, NULL, NULL, 0 },
+};
+
+static void set_limits(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	struct moat_conf_limits *l = &((struct moat_conf *)obj)->limits;
+	struct moat_conf_pos where[MOAT_CONF_NELEM(limits_keys)];
+	char a[32], b[32];
+	unsigned seen;
+
+	seen = moat_conf_yaml_walk_map(ld, val, limits_keys, MOAT_CONF_NELEM(limits_keys), l, where);
+	if (l->header_size_max >= l->request_line_max)
+		return;
+	moat_conf_yaml_size_text(l->header_size_max, a, sizeof a);
+	moat_conf_yaml_size_text(l->request_line_max, b, sizeof b);
+	moat_conf_yaml_error_at(ld,
+				where[(seen & (1u << LIM_HEADER_SIZE)) ? LIM_HEADER_SIZE : LIM_REQUEST_LINE],
+				"limits.header_size (%s) must be at least limits.request_line (%s)", a, b);
+}
+
+/* Walks `it`, one entry of a list, by `keys` into obj: reports an entry
+ * that is not a mapping (`like` shows one) and a missing keys[req]. */
+static void walk_entry(struct moat_conf_loader *ld, yaml_node_t *it, const struct moat_conf_key *keys, size_t n,
+		       void *obj, unsigned req, const char *like)
+{
+	char got_buf[128];
+	unsigned seen;
+
+	if (it->type != YAML_MAPPING_NODE) {
+		moat_conf_yaml_error(ld, it, "expected a mapping like %s, got %s", like, MOAT_CONF_GOT(it));
+		return;
+	}
+	seen = moat_conf_yaml_walk_map(ld, it, keys, n, obj, NULL);
+	if (!(seen & (1u << req)))
+		moat_conf_yaml_error(ld, it, "missing required key \"%s\"", keys[req].key);
+}
+
+/* listeners ---------------------------------------------------------------- */
+
+static void set_listen(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	struct moat_conf_listener *l = obj;
+	char why[256], got_buf[128];
+	const char *v = moat_conf_yaml_scalar(ld, val, MOAT_CONF_LISTEN_FORM);
+	int rc;
+
+	if (v == NULL)
+		return;
+	free(l->addr.text);
+	rc = moat_conf_parse_listen(v, &l->addr, why, sizeof why);
+	if (rc == MOAT_CONF_ESYNTAX)
+		moat_conf_yaml_error(ld, val, "expected %s, got %s (%s)", MOAT_CONF_LISTEN_FORM,
+				     MOAT_CONF_GOT(val), why);
+	else if (rc == MOAT_CONF_EVALUE)
+		moat_conf_yaml_error(ld, val, "%s", why);
+	else if (rc < 0)
+		moat_conf_yaml_oom(ld, val);
+	l->addr.pos = moat_conf_yaml_pos(val);
+}
+
+enum { LST_LISTEN, LST_BACKLOG };
+
+static const struct moat_conf_key listener_keys[] = {
+	[LST_LISTEN] = { "listen", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_listen, NULL, 0 },
+	[LST_BACKLOG] = { "backlog", MOAT_CONF_K_UINT, offsetof(struct moat_conf_listener, backlog),
+			  MOAT_MIN_BACKLOG, MOAT_MAX_BACKLOG, NULL, NULL, 0 },
+};
+
+static void set_listeners(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	struct moat_conf *c = obj;
+	yaml_node_item_t *items;
+	size_t count, i, j, old;
+
+	items = moat_conf_yaml_list(ld, val, MOAT_CONF_MAX_LISTENERS, "listeners", &count);
+	if (items == NULL)
+		return;
+	if (count == 0) {
+		moat_conf_yaml_error(ld, val,
+				     "at least one listener is required, like \"- listen: 127.0.0.1:8080\"");
+		return;
+	}
+	c->listeners = moat_conf_yaml_alloc(ld, val, count, sizeof *c->listeners);
+	if (c->listeners == NULL)
+		return;
+	c->nlisteners = count;
+	for (i = 0; i < count && !ld->stop; i++) {
+		struct moat_conf_listener *l = &c->listeners[i];
+		yaml_node_t *it = moat_conf_yaml_node(ld, items[i]);
+
+		if (it == NULL || moat_conf_yaml_over_budget(ld, it))
+			break;
+		l->backlog = MOAT_DEFAULT_BACKLOG;
+		old = moat_conf_yaml_push_index(ld, i);
+		walk_entry(ld, it, listener_keys, MOAT_CONF_NELEM(listener_keys), l, LST_LISTEN,
+			   "\"listen: 127.0.0.1:8080\"");
+		moat_conf_yaml_pop(ld, old);
+		if (l->addr.text == NULL)
+			continue;
+		for (j = 0; j < i; j++) {
+			if (c->listeners[j].addr.text != NULL &&
+			    moat_conf_addr_equal(&c->listeners[j].addr, &l->addr)) {
+				moat_conf_yaml_error_at(
+				    ld, l->addr.pos,
+				    "listeners[%zu].listen: duplicate listener address \"%s\" (listeners[%zu] at line %u, column %u)",
+				    i, l->addr.text, j, c->listeners[j].addr.pos.line,
+				    c->listeners[j].addr.pos.col);
+				break;
+			}
+		}
+	}
+}
+
+/* upstreams ------------------------------------------------------------------ */
+
+static void set_server_address(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	struct moat_conf_server *s = obj;
+	char why[256], got_buf[128];
+	const char *v = moat_conf_yaml_scalar(ld, val, MOAT_CONF_SERVER_FORM);
+	int rc;
+
+	if (v == NULL)
+		return;
+	free(s->addr.text);
+	free(s->host);
+	rc = moat_conf_parse_server(v, s, why, sizeof why);
+	if (rc == MOAT_CONF_ESYNTAX)
+		moat_conf_yaml_error(ld, val, "expected %s, got %s (%s)", MOAT_CONF_SERVER_FORM,
+				     MOAT_CONF_GOT(val), why);
+	else if (rc == MOAT_CONF_EVALUE)
+		moat_conf_yaml_error(ld, val, "%s", why);
+	else if (rc < 0)
+		moat_conf_yaml_oom(ld, val);
+	s->addr.pos = moat_conf_yaml_pos(val);
+}
+
+enum { SRV_ADDRESS, SRV_WEIGHT };
+
+static const struct moat_conf_key server_keys[] = {
+	[SRV_ADDRESS] = { "address", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_server_address, NULL, 0 },
+	[SRV_WEIGHT] = { "weight", MOAT_CONF_K_UINT, offsetof(struct moat_conf_server, weight),
+			 MOAT_MIN_SERVER_WEIGHT, MOAT_MAX_SERVER_WEIGHT, NULL, NULL, 0 },
+};
+
+static void set_servers(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	struct moat_conf_upstream *u = obj;
+	char got_buf[128];
+	yaml_node_item_t *items;
+	size_t count, i, old;
+
+	items = moat_conf_yaml_list(ld, val, MOAT_CONF_MAX_SERVERS, "servers", &count);
+	if (items == NULL)
+		return;
+	if (count == 0) {
+		moat_conf_yaml_error(ld, val, "at least one server is required, like \"- 127.0.0.1:3000\"");
+		return;
+	}
+	u->servers = moat_conf_yaml_alloc(ld, val, count, sizeof *u->servers);
+	if (u->servers == NULL)
+		return;
+	u->nservers = count;
+	for (i = 0; i < count && !ld->stop; i++) {
+		struct moat_conf_server *s = &u->servers[i];
+		yaml_node_t *it = moat_conf_yaml_node(ld, items[i]);
+
+		if (it == NULL || moat_conf_yaml_over_budget(ld, it))
+			break;
+		s->weight = MOAT_DEFAULT_SERVER_WEIGHT;
+		old = moat_conf_yaml_push_index(ld, i);
+		if (it->type == YAML_SCALAR_NODE && !is_null(it))
+			set_server_address(ld, it, s);
+		else if (it->type != YAML_MAPPING_NODE)
+			moat_conf_yaml_error(ld, it, "expected %s or { address: ..., weight: ... }, got %s",
+					     MOAT_CONF_SERVER_FORM, MOAT_CONF_GOT(it));
+		else
+			walk_entry(ld, it, server_keys, MOAT_CONF_NELEM(server_keys), s, SRV_ADDRESS, "");
+		moat_conf_yaml_pop(ld, old);
+	}
+}
+
+enum { UPS_SERVERS, UPS_KEEPALIVE, UPS_KEEPALIVE_TIMEOUT };
+
+static const struct moat_conf_key upstream_keys[] = {
+	[UPS_SERVERS] = { "servers", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_servers, NULL, 0 },
+	[UPS_KEEPALIVE] = { "keepalive", MOAT_CONF_K_UINT, offsetof(struct moat_conf_upstream, keepalive), 0,
+			    MOAT_MAX_UPSTREAM_KEEPALIVE, NULL, NULL, 0 },
+	[UPS_KEEPALIVE_TIMEOUT] = { "keepalive_timeout", MOAT_CONF_K_DURATION,
+				    offsetof(struct moat_conf_upstream, keepalive_timeout_ms), 1,
+				    MOAT_MAX_TIMEOUT_MS, NULL, NULL, 0 },
+};
+
+static void set_upstreams(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	struct moat_conf *c = obj;
+	char got_buf[128];
+	size_t count, i, old;
+
+	if (!is_null(val) && val->type != YAML_MAPPING_NODE) {
+		moat_conf_yaml_error(ld, val,
+				     "expected a mapping of upstream names to { servers: [...] }, got %s",
+				     MOAT_CONF_GOT(val));
+		return;
+	}
+	count = is_null(val) ? 0 : (size_t)(val->data.mapping.pairs.top - val->data.mapping.pairs.start);
+	if (count == 0) {
+		moat_conf_yaml_error(
+		    ld, val, "at least one upstream is required, like \"app: { servers: [127.0.0.1:3000] }\"");
+		return;
+	}
+	if (count > MOAT_CONF_MAX_UPSTREAMS) {
+		moat_conf_yaml_error(ld, val, "too many upstreams: %zu, at most %u", count,
+				     MOAT_CONF_MAX_UPSTREAMS);
+		return;
+	}
+	c->upstreams = moat_conf_yaml_alloc(ld, val, count, sizeof *c->upstreams);
+	if (c->upstreams == NULL)
+		return;
+	for (i = 0; i < count && !ld->stop; i++) {
+		struct moat_conf_upstream *u = &c->upstreams[c->nupstreams];
+		yaml_node_t *k, *v;
+
+		if (moat_conf_yaml_over_budget(ld, val))
+			break;
+		k = moat_conf_yaml_check_key(ld, val, i);
+		v = moat_conf_yaml_node(ld, val->data.mapping.pairs.start[i].value);
+		if (k == NULL || v == NULL)
+			continue;
+		if (strlen(sval(k)) != slen(k)) {
+			moat_conf_yaml_error_at(
+			    ld, moat_conf_yaml_pos(k),
+			    "upstreams: invalid upstream name %s; use letters, digits, '_', '.' and '-'",
+			    MOAT_CONF_GOT(k));
+			continue;
+		}
+		/* an odd name is reported but kept, so routes naming it do not fail too */
+		if (!moat_conf_upstream_name_ok(sval(k), slen(k)))
+			moat_conf_yaml_error_at(
+			    ld, moat_conf_yaml_pos(k),
+			    "upstreams: invalid upstream name %s; use letters, digits, '_', '.' and '-'",
+			    MOAT_CONF_GOT(k));
+		u->name = strdup(sval(k));
+		if (u->name == NULL) {
+			moat_conf_yaml_oom(ld, k);
+			break;
+		}
+		c->nupstreams++;
+		u->pos = moat_conf_yaml_pos(k);
+		u->keepalive = MOAT_DEFAULT_UPSTREAM_KEEPALIVE;
+		u->keepalive_timeout_ms = MOAT_DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT_MS;
+		old = moat_conf_yaml_push_key(ld, sval(k), slen(k));
+		if (is_null(v))
+			moat_conf_yaml_error(ld, k, "missing required key \"servers\"");
+		else
+			walk_entry(ld, v, upstream_keys, MOAT_CONF_NELEM(upstream_keys), u, UPS_SERVERS,
+				   "\"servers: [127.0.0.1:3000]\"");
+		moat_conf_yaml_pop(ld, old);
+	}
+}
+
+/* routes ---------------------------------------------------------------------- */
+
+static void set_route_host(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	static const char what[] = "a host name like \"example.com\" or \"*.example.com\"";
+	struct moat_conf_route *r = obj;
+	char got_buf[128];
+	const char *v = moat_conf_yaml_scalar(ld, val, what);
+	char *copy;
+	size_t i, len;
+	int wild = 0, ok;
+
+	if (v == NULL)
+		return;
+	len = strlen(v);
+	if (v[0] == '*' && v[1] == '.') {
+		wild = 1;
+		v++;
+		len--;
+	}
+	if (v[0] == '[' && !wild) {
+		struct in6_addr a6;
+		char inner[64];
+		ok = len >= 3 && len - 2 < sizeof inner && v[len - 1] == ']';
+		if (ok) {
+			memcpy(inner, v + 1, len - 2);
+			inner[len - 2] = '\0';
+			ok = inet_pton(AF_INET6, inner, &a6) == 1;
+		}
+	} else {
+		ok = moat_conf_hostname_ok(wild ? v + 1 : v, wild ? len - 1 : len);
+	}
+	if (!ok) {
+		if (strchr(v, ':') != NULL && v[0] != '[')
+			moat_conf_yaml_error(
+			    ld, val, "a route's host has no port (ports in requests are ignored), got %s",
+			    MOAT_CONF_GOT(val));
+		else
+			moat_conf_yaml_error(ld, val, "expected %s, got %s", what, MOAT_CONF_GOT(val));
+		return;
+	}
+	copy = strdup(v);
+	if (copy == NULL) {
+		moat_conf_yaml_oom(ld, val);
+		return;
+	}
+	for (i = 0; copy[i] != '\0'; i++)
+		if (copy[i] >= 'A' && copy[i] <= 'Z')
+			copy[i] = (char)(copy[i] - 'A' + 'a');
+	free(r->host);
+	r->host = copy;
+	r->host_wildcard = wild;
+}
+
+static void set_route_path(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	static const char what[] = "a path prefix starting with \"/\" like \"/api/\"";
+	struct moat_conf_route *r = obj;
+	char got_buf[128];
+	const char *v = moat_conf_yaml_scalar(ld, val, what);
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; v[i] != '\0'; i++)
+		if ((unsigned char)v[i] <= 0x20 || v[i] == 0x7f || v[i] == '?' || v[i] == '#')
+			break;
+	if (v[0] != '/' || v[i] != '\0') {
+		moat_conf_yaml_error(ld, val, "expected %s, got %s", what, MOAT_CONF_GOT(val));
+		return;
+	}
+	set_string(ld, val, &r->path_prefix, v);
+	r->path_prefix_len = r->path_prefix != NULL ? strlen(r->path_prefix) : 0;
+}
+
+static void set_route_upstream(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	struct moat_conf_route *r = obj;
+	const char *v = moat_conf_yaml_scalar(ld, val, "the name of an upstream");
+
+	if (v == NULL)
+		return;
+	ld->pending[r - ld->c->routes].name = v;
+	ld->pending[r - ld->c->routes].pos = moat_conf_yaml_pos(val);
+}
+
+static void set_strip_headers(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	struct moat_conf_route *r = obj;
+
+	set_headers(ld, val, &r->strip_headers, &r->nstrip_headers);
+}
+
+enum { RT_HOST, RT_PATH, RT_UPSTREAM, RT_STRIP_HEADERS };
+
+static const struct moat_conf_key route_keys[] = {
+	[RT_HOST] = { "host", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_route_host, NULL, 0 },
+	[RT_PATH] = { "path", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_route_path, NULL, 0 },
+	[RT_UPSTREAM] = { "upstream", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_route_upstream, NULL, 0 },
+	[RT_STRIP_HEADERS] = { "strip_headers", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_strip_headers, NULL, 0 },
+};
+
+static void set_routes(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	struct moat_conf *c = obj;
+	yaml_node_item_t *items;
+	size_t count, i, old;
+
+	items = moat_conf_yaml_list(ld, val, MOAT_CONF_MAX_ROUTES, "routes", &count);
+	if (items == NULL)
+		return;
+	if (count == 0) {
+		moat_conf_yaml_error(ld, val, "at least one route is required, like \"- upstream: app\"");
+		return;
+	}
+	c->routes = moat_conf_yaml_alloc(ld, val, count, sizeof *c->routes);
+	ld->pending = moat_conf_yaml_alloc(ld, val, count, sizeof *ld->pending);
+	if (c->routes == NULL || ld->pending == NULL)
+		return;
+	c->nroutes = count;
+	for (i = 0; i < count && !ld->stop; i++) {
+		yaml_node_t *it = moat_conf_yaml_node(ld, items[i]);
+
+		if (it == NULL || moat_conf_yaml_over_budget(ld, it))
+			break;
+		c->routes[i].pos = moat_conf_yaml_pos(it);
+		old = moat_conf_yaml_push_index(ld, i);
+		walk_entry(ld, it, route_keys, MOAT_CONF_NELEM(route_keys), &c->routes[i], RT_UPSTREAM,
+			   "\"upstream: app\"");
+		moat_conf_yaml_pop(ld, old);
+	}
+}
+
+/* The top level. */
+enum { TOP_WORKERS, TOP_LOG, TOP_LIMITS, TOP_TIMEOUTS, TOP_PROXY, TOP_LISTENERS, TOP_UPSTREAMS, TOP_ROUTES };
+
+static const struct moat_conf_key top_keys[] = {
+	[TOP_WORKERS] = { "workers", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_workers, NULL, 0 },
+	[TOP_LOG] = { "log", MOAT_CONF_K_SECTION, 0, 0, 0, NULL, log_keys, MOAT_CONF_NELEM(log_keys) },
+	[TOP_LIMITS] = { "limits", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_limits, NULL, 0 },
+	[TOP_TIMEOUTS] = { "timeouts", MOAT_CONF_K_SECTION, offsetof(struct moat_conf, timeouts), 0, 0, NULL,
+			   timeouts_keys, MOAT_CONF_NELEM(timeouts_keys) },
+	[TOP_PROXY] = { "proxy", MOAT_CONF_K_SECTION, 0, 0, 0, NULL, proxy_keys, MOAT_CONF_NELEM(proxy_keys) },
+	[TOP_LISTENERS] = { "listeners", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_listeners, NULL, 0 },
+	[TOP_UPSTREAMS] = { "upstreams", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_upstreams, NULL, 0 },
+	[TOP_ROUTES] = { "routes", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_routes, NULL, 0 },
+};
+
+static int upstream_cmp(const void *a, const void *b)
+{
+	const struct moat_conf_upstream *const *x = a, *const *y = b;
+
+	return strcmp((*x)->name, (*y)->name);
+}
+
+/* Points each route at its upstream, now that all are known. */
+static void resolve_routes(struct moat_conf_loader *ld)
+{
+	struct moat_conf *c = ld->c;
+	struct moat_conf_upstream **sorted = NULL;
+	char names[200];
+	size_t i, o = 0;
+
+	/* with no upstream at all (already reported), every route would fail too */
+	if (ld->pending == NULL || c->nupstreams == 0)
+		return;
+	sorted = calloc(c->nupstreams, sizeof *sorted);
+	if (sorted == NULL) {
+		moat_conf_yaml_error_at(ld, c->routes[0].pos, "out of memory");
+		return;
+	}
+	for (i = 0; i < c->nupstreams; i++)
+		sorted[i] = &c->upstreams[i];
+	qsort(sorted, c->nupstreams, sizeof *sorted, upstream_cmp);
+	names[0] = '\0';
+	for (i = 0; i < c->nupstreams && o < sizeof names; i++)
+		o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", i ? ", " : "", c->upstreams[i].name);
+	if (o >= sizeof names)
+		snprintf(names + sizeof names - 5, 5, "...");
+	for (i = 0; i < c->nroutes; i++) {
+		struct moat_conf_upstream key, *kp = &key, **hit;
+		char q[128];
+
+		if (ld->pending[i].name == NULL)
+			continue;
+		key.name = (char *)ld->pending[i].name;
+		hit = bsearch(&kp, sorted, c->nupstreams, sizeof *sorted, upstream_cmp);
+		if (hit == NULL) {
+			moat_conf_quote(ld->pending[i].name, strlen(ld->pending[i].name), 64, q, sizeof q);
+			moat_conf_yaml_error_at(
+			    ld, ld->pending[i].pos,
+			    "routes[%zu].upstream: unknown upstream %s; defined upstreams: %s", i, q, names);
+			continue;
+		}
+		c->routes[i].upstream = (size_t)(*hit - c->upstreams);
+		(*hit)->used = 1;
+	}
+	free(sorted);
+}
+
+/* Walks the root node into ld->c. */
+static void walk_root(struct moat_conf_loader *ld, yaml_node_t *root)
+{
+	static const unsigned required[] = { TOP_LISTENERS, TOP_UPSTREAMS, TOP_ROUTES };
+	unsigned seen;
+	size_t i;
+
+	if (root->type != YAML_MAPPING_NODE || is_null(root)) {
+		char got_buf[128];
+		moat_conf_yaml_error_at(
+		    ld, moat_conf_yaml_pos(root),
+		    "expected a mapping with listeners, upstreams and routes at the top level, got %s",
+		    MOAT_CONF_GOT(root));
+		return;
+	}
+	seen = moat_conf_yaml_walk_map(ld, root, top_keys, MOAT_CONF_NELEM(top_keys), ld->c, NULL);
+	for (i = 0; i < MOAT_CONF_NELEM(required); i++)
+		if (!(seen & (1u << required[i])))
+			moat_conf_yaml_error_at(ld, moat_conf_yaml_pos(root),
+						"missing required key \"%s\" at the top level",
+						top_keys[required[i]].key);
+	resolve_routes(ld);
+}
+
+struct moat_conf *moat_conf_load_buffer(const char *name, const char *data, size_t len,
+					struct moat_conf_errors *err)
+{
+	struct moat_conf_loader ld;
+	yaml_parser_t parser;
+	yaml_document_t doc, extra;
+	yaml_node_t *root;
+
+	memset(&ld, 0, sizeof ld);
+	ld.name = name != NULL ? name : "<config>";
+	ld.data = data != NULL ? data : "";
+	ld.len = data != NULL ? len : 0;
+	ld.err = err;
+	ld.doc = &doc;
+	ld.c = moat_conf_new(name);
+	if (ld.c == NULL || !yaml_parser_initialize(&parser)) {
+		moat_conf_errorf(err, "%s: out of memory", ld.name);
+		moat_conf_free(ld.c);
+		return NULL;
+	}
+	yaml_parser_set_input_string(&parser, (const unsigned char *)ld.data, ld.len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		moat_conf_yaml_syntax_error(&ld, &parser);
+	} else {
+		root = yaml_document_get_root_node(&doc);
+		if (root == NULL) {
+			struct moat_conf_pos start = { 1, 1 };
+			moat_conf_yaml_error_at(
+			    &ld, start, "the configuration is empty; expected listeners, upstreams and routes");
+		} else {
+			walk_root(&ld, root);
+			if (!yaml_parser_load(&parser, &extra)) {
+				moat_conf_yaml_syntax_error(&ld, &parser);
+			} else {
+				yaml_node_t *r2 = yaml_document_get_root_node(&extra);
+				if (r2 != NULL)
+					moat_conf_yaml_error_at(
+					    &ld, moat_conf_yaml_pos(r2),
+					    "only one YAML document is allowed; a second one starts here");
+				yaml_document_delete(&extra);
+			}
+		}
+		yaml_document_delete(&doc);
+	}
+	yaml_parser_delete(&parser);
+	free(ld.pending);
+	moat_conf_yaml_flush_errors(&ld);
+	if (ld.nerr != 0) {
+		moat_conf_free(ld.c);
+		return NULL;
+	}
+	return ld.c;
+}

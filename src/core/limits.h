@@ -1,0 +1,113 @@
+/*
+ * limits.h - every default limit and timeout of moat, in one place.
+ *
+ * Each runtime limit and timeout is a configuration key (docs/configuration.md);
+ * the values here are what a key takes when the configuration leaves it out,
+ * and the ranges the configuration loader accepts. Sizes are in bytes,
+ * durations in milliseconds. Nothing here is HTTP-specific code: only numbers.
+ */
+#ifndef MOAT_CORE_LIMITS_H
+#define MOAT_CORE_LIMITS_H
+
+#define MOAT_KIB 1024ull
+#define MOAT_MIB (1024ull * 1024ull)
+#define MOAT_GIB (1024ull * 1024ull * 1024ull)
+
+#define MOAT_SECOND_MS 1000ull
+#define MOAT_MINUTE_MS (60ull * MOAT_SECOND_MS)
+#define MOAT_HOUR_MS   (60ull * MOAT_MINUTE_MS)
+
+/* ---- process ---------------------------------------------------------- */
+
+/* workers: 0 = one worker thread per CPU ("auto"). */
+#define MOAT_DEFAULT_WORKERS 0u
+/* workers: the most worker threads one process may run. */
+#define MOAT_MAX_WORKERS 1024u
+
+/* ---- limits: what one client may send (config section "limits") -------- */
+
+/* limits.request_line: longest request line, method + target + version; 414 past it. */
+#define MOAT_DEFAULT_REQUEST_LINE_MAX (8 * MOAT_KIB)
+#define MOAT_MIN_REQUEST_LINE_MAX     256ull
+#define MOAT_MAX_REQUEST_LINE_MAX     MOAT_MIB
+
+/* limits.header_size: whole request head (request line and every field); 431 past it.
+ * Never below limits.request_line. */
+#define MOAT_DEFAULT_HEADER_SIZE_MAX (32 * MOAT_KIB)
+#define MOAT_MIN_HEADER_SIZE_MAX     MOAT_KIB
+#define MOAT_MAX_HEADER_SIZE_MAX     MOAT_MIB
+
+/* limits.header_count: header fields in one request head; 431 past it. */
+#define MOAT_DEFAULT_HEADER_COUNT_MAX 100u
+#define MOAT_MIN_HEADER_COUNT_MAX     1u
+#define MOAT_MAX_HEADER_COUNT_MAX     1000u
+
+/* limits.body: request body bytes; 0 = unlimited; 413 past it. */
+#define MOAT_DEFAULT_BODY_MAX 0ull
+
+/* limits.connections: client connections one worker holds open at once;
+ * new connections wait in the listen queue past it. */
+#define MOAT_DEFAULT_CONNS_MAX 16384u
+#define MOAT_MIN_CONNS_MAX     1u
+#define MOAT_MAX_CONNS_MAX     1000000u
+
+/* ---- timeouts (config section "timeouts"), milliseconds ---------------- */
+
+/* timeouts.client_header: the whole request head must arrive within it; 408 past it. */
+#define MOAT_DEFAULT_TIMEOUT_CLIENT_HEADER_MS (10 * MOAT_SECOND_MS)
+/* timeouts.client_body: longest idle gap between two reads of a request body; 408. */
+#define MOAT_DEFAULT_TIMEOUT_CLIENT_BODY_MS (60 * MOAT_SECOND_MS)
+/* timeouts.keepalive: idle client connection between two requests; closed past it. */
+#define MOAT_DEFAULT_TIMEOUT_KEEPALIVE_MS (75 * MOAT_SECOND_MS)
+/* timeouts.client_send: longest time a client may leave our writes unread; closed. */
+#define MOAT_DEFAULT_TIMEOUT_CLIENT_SEND_MS (60 * MOAT_SECOND_MS)
+/* timeouts.backend_connect: TCP connect to a backend server; 502/next server past it. */
+#define MOAT_DEFAULT_TIMEOUT_BACKEND_CONNECT_MS (5 * MOAT_SECOND_MS)
+/* timeouts.backend_first_byte: request sent -> response head complete; 504 past it. */
+#define MOAT_DEFAULT_TIMEOUT_BACKEND_FIRST_BYTE_MS (60 * MOAT_SECOND_MS)
+/* timeouts.backend_idle: idle gap while streaming to or from a backend; 504/abort. */
+#define MOAT_DEFAULT_TIMEOUT_BACKEND_IDLE_MS (60 * MOAT_SECOND_MS)
+/* timeouts.drain: how long SIGTERM or a reload waits for requests in flight. */
+#define MOAT_DEFAULT_TIMEOUT_DRAIN_MS (30 * MOAT_SECOND_MS)
+/* Every timeout is > 0 and at most this (one day). */
+#define MOAT_MAX_TIMEOUT_MS (24 * MOAT_HOUR_MS)
+
+/* ---- listeners -------------------------------------------------------- */
+
+/* listeners[].backlog: listen(2) queue length (the kernel may cap it at somaxconn). */
+#define MOAT_DEFAULT_BACKLOG 511u
+#define MOAT_MIN_BACKLOG     1u
+#define MOAT_MAX_BACKLOG     65535u
+
+/* ---- upstreams -------------------------------------------------------- */
+
+/* upstreams.*.servers[].weight: share of requests relative to the other servers. */
+#define MOAT_DEFAULT_SERVER_WEIGHT 1u
+#define MOAT_MIN_SERVER_WEIGHT     1u
+#define MOAT_MAX_SERVER_WEIGHT     1000u
+
+/* upstreams.*.keepalive: idle pooled connections per worker per server; 0 = no pooling. */
+#define MOAT_DEFAULT_UPSTREAM_KEEPALIVE 32u
+#define MOAT_MAX_UPSTREAM_KEEPALIVE     10000u
+
+/* upstreams.*.keepalive_timeout: how long an idle pooled connection is kept. */
+#define MOAT_DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT_MS (60 * MOAT_SECOND_MS)
+
+/* ---- the configuration file itself (not configurable) ----------------- */
+
+/* Largest configuration file read. */
+#define MOAT_CONF_MAX_FILE (16 * MOAT_MIB)
+/* Most values (YAML nodes, counted each time an alias is followed) one load
+ * walks: bounds the work an alias-heavy document can cause. */
+#define MOAT_CONF_MAX_NODES 200000u
+/* Most errors one load reports; it stops there. */
+#define MOAT_CONF_MAX_ERRORS 100u
+/* Most entries of each list. */
+#define MOAT_CONF_MAX_LISTENERS   1024u  /* listeners */
+#define MOAT_CONF_MAX_UPSTREAMS   10000u /* upstreams */
+#define MOAT_CONF_MAX_SERVERS     1024u  /* servers of one upstream */
+#define MOAT_CONF_MAX_ROUTES      10000u /* routes */
+#define MOAT_CONF_MAX_CIDRS       4096u  /* proxy.trusted_proxies */
+#define MOAT_CONF_MAX_HEADERS     256u   /* proxy.hide_headers, routes[].strip_headers */
+
+#endif
