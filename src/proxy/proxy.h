@@ -69,6 +69,8 @@ struct moat_listener {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	int keep;                   /* mark while syncing with a new config */
+	int dead;                   /* closed; freed at the end of the iteration */
+	struct moat_listener *dead_next;
 };
 
 enum moat_bconn_state {
@@ -203,6 +205,7 @@ struct moat_worker {
 	struct moat_defer reap;
 	struct moat_client *dead_clients;
 	struct moat_bconn *dead_bconns;
+	struct moat_listener *dead_listeners;
 	int start_error;               /* -errno when listeners failed at start */
 	struct moat_txn *free_txns;
 	struct moat_h1_header *hdrs;   /* scratch for parsing one head at a time */

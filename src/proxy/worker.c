@@ -116,8 +116,11 @@ static void accept_ready(struct moat_listener *l);
 
 static void listener_event(struct moat_ev *ev, uint32_t events)
 {
+	struct moat_listener *l = (struct moat_listener *)ev;
+
 	(void)events;
-	accept_ready((struct moat_listener *)ev);
+	if (!l->dead)
+		accept_ready(l);
 }
 
 static void accept_ready(struct moat_listener *l)
@@ -185,7 +188,11 @@ static void close_listener(struct moat_worker *w, struct moat_listener *l)
 	if (!w->stopping || w->nclients < w->conf->ref->conf->limits.conns_max)
 		accept_ready(l);
 	close(l->ev.fd);
-	free(l);
+	/* An event for it may still wait in this iteration's batch. */
+	l->dead = 1;
+	l->dead_next = w->dead_listeners;
+	w->dead_listeners = l;
+	moat_loop_defer(&w->loop, &w->reap);
 }
 
 /* Brings the worker's listeners in line with its current config: keeps
@@ -364,6 +371,12 @@ static void reap(struct moat_defer *d)
 
 		w->dead_bconns = b->dead_next;
 		moat_bconn_free(b);
+	}
+	while (w->dead_listeners) {
+		struct moat_listener *l = w->dead_listeners;
+
+		w->dead_listeners = l->dead_next;
+		free(l);
 	}
 	resume_accepts(w);
 }
