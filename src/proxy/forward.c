@@ -163,8 +163,10 @@ int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
 	struct out o = { b, 0 };
 	int nt = connection_lists_fields(h);
 	const struct moat_h1_header *up = NULL;
-	const char *xhost = f->host && !f->host_fallback ? f->host : h->host;
-	size_t xhost_len = f->host && !f->host_fallback ? f->host_len : h->host_len;
+	const char *xhost = f->client_host ? f->client_host :
+			    f->host && !f->host_fallback ? f->host : h->host;
+	size_t xhost_len = f->client_host ? f->client_host_len :
+			   f->host && !f->host_fallback ? f->host_len : h->host_len;
 
 	put(&o, h->method, h->method_len);
 	PUTS(&o, " ");

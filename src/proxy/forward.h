@@ -22,6 +22,9 @@ struct moat_fwd_req {
 	size_t host_len;
 	int host_fallback;         /* host is moat's stand-in (no Host from the client):
 				    * X-Forwarded-Host and Forwarded host= are left out */
+	const char *client_host;   /* when set: the client's host for X-Forwarded-Host and
+				    * Forwarded host= (host then being a replacement) */
+	size_t client_host_len;
 	const char *client_ip;     /* textual client address */
 	int client_ipv6;
 	int peer_trusted;          /* the peer may extend X-Forwarded-* / Forwarded */

@@ -339,12 +339,20 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 	f.target_len = path_len;
 	f.host = host;
 	f.host_len = host_len;
-	if (!host) {
-		/* HTTP/1.0 without Host: the backend gets the upstream's
-		 * name, as nginx sends $proxy_host. */
-		f.host = t->up->name;
-		f.host_len = strlen(t->up->name);
-		f.host_fallback = 1;
+	if (!host || !conf->preserve_host) {
+		/* HTTP/1.0 without Host, or preserve_host off: the backend
+		 * gets the upstream's own name -- its one server's address as
+		 * written, or the group's name (nginx's $proxy_host). */
+		const char *uh = t->up->nservers == 1 ? t->up->servers[0].addr.text : t->up->name;
+
+		f.host = uh;
+		f.host_len = strlen(uh);
+		f.host_fallback = !host;
+		if (host) {
+			/* X-Forwarded-Host / Forwarded keep the client's. */
+			f.client_host = host;
+			f.client_host_len = host_len;
+		}
 	}
 	f.client_ip = ip;
 	f.client_ipv6 = c->peer.ss_family == AF_INET6;
