@@ -235,7 +235,7 @@ def test_client_send_timeout(make_backend, make_moat):
     with Client(m.port, rcvbuf=32 * 1024) as c:
         c.send(build_request("GET", "/"))
         c.reader.read_until(b"\r\n\r\n")
-        time.sleep(1 + t(2))   # not reading: moat's writes stall for longer than client_send
+        time.sleep(1 + t(1))   # not reading: moat's writes stall for longer than client_send
         got = len(c.reader.buf)
         c.reader.buf.clear()
         closed = False
@@ -246,6 +246,6 @@ def test_client_send_timeout(make_backend, make_moat):
                 break
             got += len(data)
     assert closed and got < size, (
-        f"client stalled {1 + t(2):.0f}s with client_send 1s, then received {got} of {size} bytes: not dropped")
+        f"client stalled {1 + t(1):.0f}s with client_send 1s, then received {got} of {size} bytes: not dropped")
     wait_for(lambda: all(conn.closed for conn in b.conns), t(3),
              what="moat to close the backend connection of the dropped client")
