@@ -48,7 +48,61 @@ struct moat_conf_server {
 				     * ":80" added when a URL left the port out */
 	char *host;                 /* the host part as written (name or literal; an
 				     * IPv6 literal without its brackets) */
-	unsigned weight;            /* default 1 */
+	unsigned weight;            /* default 1; 1..1000 */
+	int backup;                 /* backup: true -- used only when no primary server is available */
+	int drain;                  /* drain: true -- no new requests; in-flight ones finish */
+	unsigned max_connections;   /* concurrent requests to this server (all workers); 0 = unlimited */
+	int is_name;                /* host is a DNS name (re-resolved every resolve_interval) */
+};
+
+/* Load-balancing algorithm of an upstream. */
+enum moat_lb_algo {
+	MOAT_LB_ROUND_ROBIN = 0,    /* "round_robin": smooth weighted (default) */
+	MOAT_LB_LEAST_CONN,         /* "least_connections": weighted, fewest requests in flight */
+	MOAT_LB_RANDOM_TWO,         /* "random_two": power of two choices over requests in flight */
+	MOAT_LB_EWMA,               /* "ewma": peak-EWMA latency x load */
+	MOAT_LB_HASH,               /* "hash": consistent (Maglev) on hash.key */
+};
+
+/* What the hash algorithm hashes. */
+enum moat_lb_hash_key {
+	MOAT_HASH_CLIENT_IP = 0,    /* "client_ip" (default) */
+	MOAT_HASH_HEADER,           /* "header": the value of hash.name */
+	MOAT_HASH_COOKIE,           /* "cookie": the value of cookie hash.name */
+	MOAT_HASH_URI,              /* "uri": the request target (path and query) */
+};
+
+/* Active health checks, sent by one thread for all workers. */
+struct moat_conf_health {
+	int enabled;                /* set when the upstream has a health_check block */
+	char *method;               /* default "GET" */
+	char *path;                 /* default "/" ; must start with '/' */
+	char *host;                 /* Host header; default: the server's "host:port" */
+	unsigned status_min;        /* expected status range, default 200..399 ("200-399" or a single "200") */
+	unsigned status_max;
+	char *body;                 /* optional substring the body must contain (first 64 KiB) */
+	uint64_t interval_ms;       /* default 5s */
+	uint64_t timeout_ms;        /* default 2s; must be <= interval */
+	unsigned rise;              /* successes to go up, default 2 */
+	unsigned fall;              /* failures to go down, default 3 */
+};
+
+/* Passive health: outlier ejection. */
+struct moat_conf_outlier {
+	unsigned consecutive_failures; /* default 5; 0 disables (connect failures still eject) */
+	int on_5xx;                 /* count 5xx answers as failures; default true */
+	uint64_t base_ejection_ms;  /* default 10s; doubles on each repeated ejection */
+	uint64_t max_ejection_ms;   /* default 300s */
+	unsigned max_ejected_percent; /* default 50: never eject more than this share of the group */
+};
+
+/* Retries of a request that failed before any response byte reached the client. */
+struct moat_conf_retry {
+	unsigned attempts;          /* retries after the first try; default 2; 0 disables */
+	unsigned budget_percent;    /* retries in flight at most this share of requests in flight; default 20 */
+	unsigned budget_min;        /* ... but always allow this many concurrent retries; default 3 */
+	uint64_t per_try_timeout_ms; /* 0 = timeouts.backend_first_byte */
+	uint64_t timeout_ms;        /* overall, across tries; 0 = none */
 };
 
 struct moat_conf_upstream {
@@ -59,6 +113,20 @@ struct moat_conf_upstream {
 	unsigned keepalive;         /* idle pooled connections per worker per server; default 32; 0 = no pooling */
 	uint64_t keepalive_timeout_ms; /* idle pooled connection lifetime; default 60s */
 	unsigned used;              /* set by validation: referenced by a route */
+
+	enum moat_lb_algo algorithm;   /* "algorithm:", default round_robin */
+	enum moat_lb_hash_key hash_key; /* "hash: {key: ..., name: ...}" */
+	char *hash_name;            /* header or cookie name (lowercase for headers) */
+	char *sticky_cookie;        /* "sticky: {cookie: NAME, ttl: 1h}": NULL = off */
+	uint64_t sticky_ttl_ms;     /* 0 = session cookie */
+	struct moat_conf_health health;
+	struct moat_conf_outlier outlier;
+	struct moat_conf_retry retry;
+	uint64_t slow_start_ms;     /* ramp after a server comes back; 0 = off (default) */
+	unsigned max_connections;   /* concurrent requests to the group; 0 = unlimited */
+	unsigned max_pending;       /* requests that may wait for a free slot; default 0 = 503 at once */
+	uint64_t pending_timeout_ms; /* longest wait for a slot; default 1s */
+	uint64_t resolve_interval_ms; /* re-resolve server names; default 30s; 0 = never */
 };
 
 struct moat_conf_route {

@@ -60,11 +60,10 @@ void moat_bconn_set_timer(struct moat_bconn *b, uint64_t deadline)
 	moat_timer_set(&b->w->loop.timers, &b->timer, deadline);
 }
 
-struct moat_bconn *moat_bconn_get(struct moat_worker *w, const struct moat_conf_server *s,
+struct moat_bconn *moat_bconn_get(struct moat_worker *w, const struct sockaddr *sa, socklen_t len,
 				  const struct moat_conf_upstream *up, int fresh, int *err)
 {
-	const struct sockaddr *sa = (const struct sockaddr *)&s->addr.ss;
-	struct moat_bpool *p = pool_for(w, sa, s->addr.len);
+	struct moat_bpool *p = pool_for(w, sa, len);
 	const struct moat_conf *conf = w->conf->ref->conf;
 	struct moat_bconn *b;
 	int fd;
@@ -81,7 +80,7 @@ struct moat_bconn *moat_bconn_get(struct moat_worker *w, const struct moat_conf_
 		moat_timer_stop(&w->loop.timers, &b->timer);
 		return b;
 	}
-	fd = moat_sock_connect(sa, s->addr.len);
+	fd = moat_sock_connect(sa, len);
 	if (fd < 0) {
 		*err = fd;
 		return NULL;

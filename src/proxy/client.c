@@ -250,6 +250,7 @@ static int run_head(struct moat_client *c)
 		moat_client_head_error(c, parse_status(rc), "malformed request head");
 		return 1;
 	}
+	c->last_read_ms = c->last_write_ms = w->loop.now_ms;
 	moat_txn_start(c, &h, (size_t)rc);
 	return 1;
 }
@@ -271,13 +272,24 @@ static void arm_client_timer(struct moat_client *c)
 			deadline = now + conf->timeouts.keepalive;
 		break;
 	case MOAT_C_TXN:
+		/* Deadlines run from the last byte that moved, not from the
+		 * last event: a backend's events must not keep a client that
+		 * neither reads nor sends alive. */
 		conf = txn_conf(c->txn);
-		if (moat_buf_len(&c->out))
-			deadline = now + conf->timeouts.client_send;
-		else if (!c->txn->req_done && c->txn->phase == MOAT_TXN_EXCHANGE)
-			deadline = now + conf->timeouts.client_body;
-		else if (c->txn->phase == MOAT_TXN_TUNNEL)
+		if (c->io.nwritten != c->seen_written) {
+			c->seen_written = c->io.nwritten;
+			c->last_write_ms = now;
+		}
+		if (c->io.nread != c->seen_read) {
+			c->seen_read = c->io.nread;
+			c->last_read_ms = now;
+		}
+		if (c->txn->phase == MOAT_TXN_TUNNEL)
 			deadline = 0;
+		else if (!c->io.can_write) /* a write fell short: the client is not reading */
+			deadline = c->last_write_ms + conf->timeouts.client_send;
+		else if (!c->txn->req_done && c->txn->phase == MOAT_TXN_EXCHANGE)
+			deadline = c->last_read_ms + conf->timeouts.client_body;
 		break;
 	case MOAT_C_CLOSING:
 		deadline = c->close_deadline;

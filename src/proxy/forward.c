@@ -375,6 +375,8 @@ int moat_fwd_response_head(struct moat_buf *b, const struct moat_h1_head *h,
 	default:
 		break;
 	}
+	if (f->extra)
+		put(&o, f->extra, f->extra_len);
 	if (f->framing != MOAT_FWD_RESP_TUNNEL) {
 		if (!f->keepalive)
 			PUTS(&o, "Connection: close\r\n");

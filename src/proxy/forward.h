@@ -55,6 +55,8 @@ struct moat_fwd_resp {
 	size_t nhide;
 	const char *const *hide2;  /* route-specific names to remove */
 	size_t nhide2;
+	const char *extra;         /* complete field lines (each ending CRLF) to add, or NULL */
+	size_t extra_len;
 };
 
 /* Writes the response head into `out`. Returns 0 or -ENOBUFS. */

@@ -22,6 +22,7 @@ ssize_t moat_io_read(int fd, struct moat_io *io, struct moat_buf *b)
 	r = read(fd, b->data + b->end, room);
 	if (r > 0) {
 		b->end += (size_t)r;
+		io->nread += (uint64_t)r;
 		/* A short read drained the socket: the next edge will say
 		 * when more comes -- unless the FIN was already reported,
 		 * whose edge is spent: then read on to EOF. */
@@ -77,8 +78,10 @@ ssize_t moat_io_sendv(int fd, struct moat_io *io, struct moat_buf *out, const st
 			} else {
 				return -errno;
 			}
-		} else if ((size_t)w < total) {
-			io->can_write = 0;
+		} else {
+			io->nwritten += (uint64_t)w;
+			if ((size_t)w < total)
+				io->can_write = 0;
 		}
 	}
 	if ((size_t)w <= pending) {

@@ -29,6 +29,8 @@
 #include "core/loop.h"
 #include "http/chunked.h"
 #include "http/h1_parse.h"
+#include "upstream/lb.h"
+#include "upstream/state.h"
 
 struct moat_worker;
 
@@ -36,6 +38,7 @@ struct moat_worker;
 struct moat_io {
 	unsigned char can_read, can_write, eof, wr_shut;
 	unsigned char hup;          /* the peer's FIN or an error was reported: read to EOF */
+	uint64_t nread, nwritten;   /* bytes moved so far, to tell progress from events */
 };
 
 /* A published config generation, shared by all threads. */
@@ -44,6 +47,8 @@ struct moat_confref {
 	atomic_uint refs;
 	uint64_t generation;
 	int64_t loaded_at;          /* unix seconds */
+	struct moat_upstream_rt *ups;   /* server states bound for this generation */
+	struct moat_srv_registry *reg;  /* where they are bound (for the unbind) */
 };
 
 /* A worker's pin on a generation, counted without atomics. */
@@ -51,16 +56,20 @@ struct moat_wconf {
 	struct moat_confref *ref;
 	unsigned users;             /* txns running under it */
 	struct moat_wconf *next;    /* older generations still in use */
-	struct moat_rr *rr;         /* balancer state, one per upstream */
+	struct moat_wup *wup;       /* balancer state, one per upstream */
 };
 
-/* Smooth weighted round robin state of one upstream in one worker. */
-struct moat_rr {
-	int *current;               /* per server */
-	unsigned *weight;           /* per server, from the config */
-	uint64_t *down_until;       /* per server: ms, passive ejection after connect failures */
-	unsigned char *eligible;    /* scratch */
+/* One upstream's balancer in one worker: the algorithm's own state and
+ * scratch arrays for its inputs. */
+struct moat_wup {
+	const struct moat_lb_ops *ops;
+	void *lb;
 	size_t n;
+	unsigned *weight;           /* effective weights of this pick (0: not eligible) */
+	unsigned *active;
+	uint64_t *latency;
+	uint64_t *sticky_id;        /* per server: the opaque id in the sticky cookie */
+	uint64_t rand;              /* xorshift state */
 };
 
 struct moat_listener {
@@ -106,6 +115,7 @@ struct moat_bpool {
 
 enum moat_txn_phase {
 	MOAT_TXN_NONE = 0,
+	MOAT_TXN_PENDING,           /* every server at its limit: waiting for a slot */
 	MOAT_TXN_CONNECT,           /* waiting for the backend connection */
 	MOAT_TXN_EXCHANGE,          /* request and response flowing */
 	MOAT_TXN_TUNNEL,            /* after 101: bytes both ways */
@@ -121,7 +131,18 @@ struct moat_txn {
 	const struct moat_conf_route *route;
 	const struct moat_conf_upstream *up;
 	size_t up_idx, server_idx;
-	unsigned tries;
+	unsigned tries;             /* connections tried */
+	unsigned retries;           /* tries after the first that count against retry.attempts */
+	uint64_t tried;             /* bit i: server i tried (first 64 servers) */
+	struct moat_srv_state *srv; /* server of the current try, counted in its active */
+	uint64_t hash;              /* hash key (algorithm hash) */
+	int sticky_idx;             /* server named by the sticky cookie, or -1 */
+	uint64_t try_start_us;      /* when the current try's request was sent */
+	uint64_t deadline_ms;       /* retry.timeout across tries; 0 = none */
+	uint64_t pending_until;     /* PENDING: give up (503) at this time */
+	unsigned idempotent : 1, stale_retry : 1, retry_counted : 1, pending_counted : 1,
+		set_sticky : 1;
+	short fail_status;          /* what the last failed try calls for (502, 504) */
 	struct moat_bconn *b;
 	struct moat_buf reqhead;    /* what was sent to the backend (head, then body while
 				     * it fits in REPLAY_MAX), kept for a retry */
@@ -172,9 +193,12 @@ struct moat_client {
 	struct moat_timer timer;
 	enum moat_client_state state;
 	struct moat_io io;
-	unsigned dead : 1, head_deadline_set : 1, nodelay : 1;
+	unsigned dead : 1, head_deadline_set : 1, nodelay : 1, on_pending : 1;
+	struct moat_client *pnext, *pprev; /* worker's pending list (txn waiting for a slot) */
 	uint64_t head_deadline;
 	uint64_t close_deadline;
+	uint64_t seen_read, seen_written;  /* io counters at the last timer arming */
+	uint64_t last_read_ms, last_write_ms;
 	unsigned requests;
 	struct moat_txn *txn;          /* while state == MOAT_C_TXN */
 	struct moat_client *dead_next;
@@ -208,11 +232,17 @@ struct moat_worker {
 	struct moat_listener *dead_listeners;
 	int start_error;               /* -errno when listeners failed at start */
 	struct moat_txn *free_txns;
+	struct moat_client *pending;   /* conns whose txn waits for a server slot */
+	struct moat_timer pending_timer;
 	struct moat_h1_header *hdrs;   /* scratch for parsing one head at a time */
 	size_t hdrs_cap;
 };
 
+struct moat_health;
+
 struct moat_runtime {
+	struct moat_srv_registry *reg;
+	struct moat_health *health;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct moat_confref *current;   /* under lock */
@@ -234,6 +264,8 @@ void *moat_worker_main(void *arg);
 int moat_worker_adopt(struct moat_worker *w);
 void moat_wconf_put(struct moat_worker *w, struct moat_wconf *wc);
 void moat_worker_client_gone(struct moat_worker *w);
+void moat_pending_add(struct moat_worker *w, struct moat_client *c);
+void moat_pending_del(struct moat_worker *w, struct moat_client *c);
 
 /* client.c */
 void moat_client_close(struct moat_client *c);
@@ -248,6 +280,9 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 int moat_txn_run(struct moat_client *c);
 void moat_txn_error(struct moat_client *c, int status);
 void moat_txn_finish(struct moat_client *c);
+/* The worker's pending timer: retries a waiting txn; 1 when it left the
+ * pending state. */
+int moat_txn_pending_retry(struct moat_client *c);
 void moat_client_accept(struct moat_worker *w, int fd, const struct sockaddr *sa, socklen_t len);
 void moat_client_free(struct moat_client *c);
 void moat_client_run(struct moat_client *c);
@@ -259,14 +294,25 @@ void moat_client_backend_connected(struct moat_client *c, int err);
 void moat_client_backend_timeout(struct moat_client *c);
 
 /* backend.c */
-struct moat_bconn *moat_bconn_get(struct moat_worker *w, const struct moat_conf_server *s,
+struct moat_bconn *moat_bconn_get(struct moat_worker *w, const struct sockaddr *sa, socklen_t len,
 				  const struct moat_conf_upstream *up, int fresh, int *err);
 void moat_bconn_release(struct moat_bconn *b, int reusable, const struct moat_conf_upstream *up);
 void moat_bconn_close(struct moat_bconn *b);
 void moat_bconn_free(struct moat_bconn *b);
 void moat_bconn_set_timer(struct moat_bconn *b, uint64_t deadline);
 
-/* balancer (upstream/rr.c through these) */
-size_t moat_pick_server(struct moat_worker *w, struct moat_txn *t, size_t exclude_mask_bits);
+/* balance.c: choosing servers, and what a try's outcome does to them */
+#define MOAT_PICK_NONE (-2)         /* no server available: 503 */
+#define MOAT_PICK_BUSY (-3)         /* every candidate at its limit: wait or 503 */
+int moat_wup_init(struct moat_wup *wu, const struct moat_conf_upstream *up);
+void moat_wup_free(struct moat_wup *wu);
+int moat_balance_pick(struct moat_worker *w, struct moat_txn *t);
+void moat_balance_release(struct moat_txn *t);
+void moat_balance_outcome(struct moat_worker *w, struct moat_txn *t, int ok, int connect_fail);
+void moat_balance_latency(struct moat_worker *w, struct moat_txn *t, uint64_t us);
+void moat_balance_prepare(struct moat_worker *w, struct moat_txn *t, const struct moat_h1_head *h,
+			  const struct sockaddr *peer, const char *target, size_t target_len);
+int moat_balance_may_retry(struct moat_worker *w, struct moat_txn *t, int connect_fail);
+void moat_balance_txn_end(struct moat_txn *t);
 
 #endif

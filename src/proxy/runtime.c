@@ -15,26 +15,51 @@
 
 #include "core/sock.h"
 #include "proxy/proxy.h"
+#include "upstream/health.h"
 
 void moat_confref_put(struct moat_confref *r)
 {
 	if (atomic_fetch_sub(&r->refs, 1) == 1) {
+		moat_srv_unbind(r->reg, r->ups, r->conf->nupstreams);
 		moat_conf_free(r->conf);
 		free(r);
 	}
 }
 
+static void confref_release(void *arg)
+{
+	moat_confref_put(arg);
+}
+
+/* A new generation, its servers bound to their shared states (kept from
+ * the previous generation where the same server stays). */
 static struct moat_confref *confref_new(struct moat_runtime *rt, struct moat_conf *conf)
 {
 	struct moat_confref *r = calloc(1, sizeof(*r));
 
 	if (!r)
 		return NULL;
+	r->reg = rt->reg;
+	r->ups = moat_srv_bind(rt->reg, conf);
+	if (!r->ups) {
+		free(r);
+		return NULL;
+	}
 	r->conf = conf;
 	atomic_init(&r->refs, 1);
 	r->generation = ++rt->generation;
 	r->loaded_at = (int64_t)time(NULL);
 	return r;
+}
+
+/* Hands the generation to the health checker, which holds a reference
+ * until it moves on. */
+static void health_follow(struct moat_runtime *rt, struct moat_confref *r)
+{
+	if (!rt->health)
+		return;
+	atomic_fetch_add(&r->refs, 1);
+	moat_health_set(rt->health, r->conf, r->ups, confref_release, r);
 }
 
 int moat_runtime_start(struct moat_runtime *rt, struct moat_conf *conf, unsigned nworkers)
@@ -44,9 +69,16 @@ int moat_runtime_start(struct moat_runtime *rt, struct moat_conf *conf, unsigned
 	pthread_mutex_init(&rt->lock, NULL);
 	pthread_cond_init(&rt->cond, NULL);
 	atomic_init(&rt->stopping, 0);
+	rt->reg = moat_srv_registry_new();
+	if (!rt->reg)
+		return -ENOMEM;
 	rt->current = confref_new(rt, conf);
 	if (!rt->current)
 		return -ENOMEM;
+	rt->health = moat_health_start();
+	if (!rt->health)
+		return -ENOMEM;
+	health_follow(rt, rt->current);
 	rt->nworkers = nworkers;
 	rt->workers = calloc(nworkers, sizeof(*rt->workers));
 	if (!rt->workers)
@@ -119,6 +151,7 @@ int moat_runtime_reload(struct moat_runtime *rt, struct moat_conf *conf)
 	old = rt->current;
 	rt->current = r;
 	pthread_mutex_unlock(&rt->lock);
+	health_follow(rt, r);
 	moat_confref_put(old);
 	for (unsigned i = 0; i < rt->nworkers; i++)
 		moat_loop_wake(&rt->workers[i].loop);
@@ -133,9 +166,14 @@ void moat_runtime_stop(struct moat_runtime *rt)
 		moat_loop_wake(&rt->workers[i].loop);
 	for (unsigned i = 0; i < rt->nworkers; i++)
 		pthread_join(rt->workers[i].thread, NULL);
+	if (rt->health)
+		moat_health_stop(rt->health);
+	rt->health = NULL;
 	if (rt->current)
 		moat_confref_put(rt->current);
 	rt->current = NULL;
 	free(rt->workers);
 	rt->workers = NULL;
+	moat_srv_registry_free(rt->reg);
+	rt->reg = NULL;
 }

@@ -44,10 +44,13 @@ static const struct moat_conf *txn_conf(const struct moat_txn *t)
 	return t->wc->ref->conf;
 }
 
+static void txn_try(struct moat_client *c);
+
 void moat_txn_error(struct moat_client *c, int status)
 {
 	struct moat_txn *t = c->txn;
 
+	moat_balance_release(t);
 	if (t->b) {
 		t->b->c = NULL;
 		moat_bconn_close(t->b);
@@ -164,7 +167,6 @@ static struct moat_txn *txn_alloc(struct moat_worker *w)
 	return t;
 }
 
-static void txn_connect(struct moat_client *c);
 
 /* Splits an absolute-form target "http://authority/path?q" (RFC 9112
  * §3.2.2); returns 0 when the target is not absolute-form. */
@@ -325,6 +327,7 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 	}
 	t->up_idx = t->route->upstream;
 	t->up = &conf->upstreams[t->up_idx];
+	moat_balance_prepare(w, t, h, (const struct sockaddr *)&c->peer, path, path_len);
 	if (conf->limits.body_max && h->framing == MOAT_H1_BODY_LENGTH &&
 	    h->content_length > conf->limits.body_max) {
 		moat_buf_consume(&c->in, headlen);
@@ -383,49 +386,145 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 		moat_buf_append(&c->out, cont, sizeof(cont) - 1);
 		t->sent_100 = 1;
 	}
-	txn_connect(c);
+	txn_try(c);
 }
 
 /* ---- backend choice and connection ---- */
 
-static void txn_connect(struct moat_client *c)
+static uint64_t first_byte_timeout(const struct moat_txn *t)
+{
+	return t->up->retry.per_try_timeout_ms ? t->up->retry.per_try_timeout_ms :
+						 txn_conf(t)->timeouts.backend_first_byte;
+}
+
+/* Ends a try that failed before anything reached the client: retries on
+ * another server when allowed, else answers `status`. */
+static void try_failed(struct moat_client *c, int status, int connect_fail)
 {
 	struct moat_txn *t = c->txn;
-	const struct moat_conf_server *s;
+
+	if (t->b) {
+		t->b->c = NULL;
+		moat_bconn_close(t->b);
+		t->b = NULL;
+	}
+	moat_balance_outcome(c->w, t, 0, connect_fail);
+	moat_balance_release(t);
+	t->fail_status = (short)status;
+	if (moat_balance_may_retry(c->w, t, connect_fail)) {
+		txn_try(c);
+		return;
+	}
+	moat_txn_error(c, status);
+}
+
+/* Waiting for a slot (max_connections): the worker's pending timer calls
+ * this again. */
+static void park(struct moat_client *c)
+{
+	struct moat_txn *t = c->txn;
+	struct moat_upstream_rt *u = &t->wc->ref->ups[t->up_idx];
+
+	if (t->phase != MOAT_TXN_PENDING) {
+		if (!t->up->max_pending ||
+		    atomic_load_explicit(u->group_pending, memory_order_relaxed) >= t->up->max_pending) {
+			moat_txn_error(c, 503);
+			return;
+		}
+		atomic_fetch_add_explicit(u->group_pending, 1, memory_order_relaxed);
+		t->pending_counted = 1;
+		t->pending_until = c->w->loop.now_ms + t->up->pending_timeout_ms;
+		t->phase = MOAT_TXN_PENDING;
+		moat_pending_add(c->w, c);
+	}
+}
+
+/* Starts one try: picks a server, takes a pooled connection or connects. */
+static void txn_try(struct moat_client *c)
+{
+	struct moat_txn *t = c->txn;
+	struct moat_worker *w = c->w;
+	struct sockaddr_storage ss;
+	socklen_t len;
 	struct moat_bconn *b;
-	int err = 0;
-	size_t idx;
+	int idx, err = 0;
 
 	for (;;) {
-		if (t->tries >= t->up->nservers + MAX_TRIES_EXTRA) {
+		idx = moat_balance_pick(w, t);
+		if (idx == MOAT_PICK_BUSY) {
+			park(c);
+			return;
+		}
+		if (idx < 0) {
+			/* Nothing to try: 503 when nothing was available at
+			 * all, else what the last failure calls for. */
+			moat_txn_error(c, t->tries == 0 ? 503 : t->fail_status ? t->fail_status : 502);
+			return;
+		}
+		t->tries++;
+		len = moat_srv_addr(t->srv, &ss);
+		b = moat_bconn_get(w, (const struct sockaddr *)&ss, len, t->up, t->tries > 1, &err);
+		if (b)
+			break;
+		/* Immediate connect failure (no route, no fd...). */
+		moat_balance_outcome(w, t, 0, 1);
+		moat_balance_release(t);
+		t->fail_status = 502;
+		if (!moat_balance_may_retry(w, t, 1)) {
 			moat_txn_error(c, 502);
 			return;
 		}
-		idx = moat_pick_server(c->w, t, 0);
-		t->server_idx = idx;
-		s = &t->up->servers[idx];
-		t->tries++;
-		b = moat_bconn_get(c->w, s, t->up, t->tries > 1, &err);
-		if (b)
-			break;
-		/* Immediate connect failure: mark and try another server. */
-		if (t->wc->rr && t->up_idx < t->wc->ref->conf->nupstreams)
-			t->wc->rr[t->up_idx].down_until[idx] = c->w->loop.now_ms + 2000;
 	}
-	snprintf(t->server_text, sizeof(t->server_text), "%s", s->addr.text);
+	snprintf(t->server_text, sizeof(t->server_text), "%s", t->up->servers[idx].addr.text);
 	b->c = c;
 	t->b = b;
+	t->try_start_us = now_us();
 	if (moat_buf_append(&b->out, moat_buf_head(&t->reqhead), moat_buf_len(&t->reqhead)) < 0) {
 		moat_txn_error(c, 502);
 		return;
 	}
 	if (b->state == MOAT_B_CONNECTING) {
 		t->phase = MOAT_TXN_CONNECT;
-		moat_bconn_set_timer(b, c->w->loop.now_ms + txn_conf(t)->timeouts.backend_connect);
+		moat_bconn_set_timer(b, w->loop.now_ms + txn_conf(t)->timeouts.backend_connect);
 	} else {
 		t->phase = MOAT_TXN_EXCHANGE;
-		moat_bconn_set_timer(b, c->w->loop.now_ms + txn_conf(t)->timeouts.backend_first_byte);
+		moat_bconn_set_timer(b, w->loop.now_ms + first_byte_timeout(t));
 	}
+}
+
+/* Called by the worker's pending timer for each waiting txn. Returns 1
+ * when the txn left the pending state. */
+int moat_txn_pending_retry(struct moat_client *c)
+{
+	struct moat_txn *t = c->txn;
+
+	if (c->w->loop.now_ms >= t->pending_until) {
+		moat_pending_del(c->w, c);
+		moat_txn_error(c, 503);
+		moat_client_run(c);
+		return 1;
+	}
+	t->phase = MOAT_TXN_NONE; /* so that park() would queue it afresh */
+	{
+		int idx = moat_balance_pick(c->w, t);
+
+		if (idx == MOAT_PICK_BUSY) {
+			t->phase = MOAT_TXN_PENDING;
+			return 0;
+		}
+		moat_balance_release(t);
+		if (t->pending_counted) {
+			atomic_fetch_sub_explicit(t->wc->ref->ups[t->up_idx].group_pending, 1,
+						  memory_order_relaxed);
+			t->pending_counted = 0;
+		}
+		if (idx >= 0 && idx < 64)
+			t->tried &= ~(1ull << idx);
+	}
+	moat_pending_del(c->w, c);
+	txn_try(c);
+	moat_client_run(c);
+	return 1;
 }
 
 /* Called by backend.c when a connect finishes (err == 0) or fails. */
@@ -435,42 +534,50 @@ void moat_client_backend_connected(struct moat_client *c, int err)
 
 	if (!err) {
 		t->phase = MOAT_TXN_EXCHANGE;
-		moat_bconn_set_timer(t->b, c->w->loop.now_ms + txn_conf(t)->timeouts.backend_first_byte);
+		moat_bconn_set_timer(t->b, c->w->loop.now_ms + first_byte_timeout(t));
 		moat_client_run(c);
 		return;
 	}
-	if (t->wc->rr)
-		t->wc->rr[t->up_idx].down_until[t->server_idx] = c->w->loop.now_ms + 2000;
-	t->b->c = NULL;
-	moat_bconn_close(t->b);
-	t->b = NULL;
-	if (err == -ETIMEDOUT && t->tries >= t->up->nservers) {
-		moat_txn_error(c, 504);
-	} else {
-		txn_connect(c);
-	}
+	try_failed(c, err == -ETIMEDOUT ? 504 : 502, 1);
 	moat_client_run(c);
 }
 
-/* The backend failed (reset, EOF, timeout) while the txn was in EXCHANGE.
- * Retries on a fresh connection when nothing of the response arrived and
- * the request can be sent again in full. */
+/* The backend failed (reset, EOF, timeout, garbage) while the txn was in
+ * EXCHANGE. A reused pooled connection found closed is retried on a fresh
+ * one; other failures are retried when the request is idempotent. */
 static void backend_failed(struct moat_client *c, int status)
 {
 	struct moat_txn *t = c->txn;
 	struct moat_bconn *b = t->b;
-	int stale = b && b->reused && !t->got_byte && !t->replay_lost && status != 504;
 
-	if (b) {
+	if (b && b->reused && !t->got_byte && !t->replay_lost && status != 504 && !t->stale_retry &&
+	    !t->resp_started) {
+		/* Not the server's fault: no ejection, and a fresh connection. */
+		t->stale_retry = 1;
 		b->c = NULL;
 		moat_bconn_close(b);
 		t->b = NULL;
-	}
-	if (stale && !t->resp_started) {
-		txn_connect(c);
+		moat_balance_release(t);
+		if (t->server_idx < 64)
+			t->tried &= ~(1ull << t->server_idx);
+		if (moat_balance_may_retry(c->w, t, 0)) {
+			txn_try(c);
+			return;
+		}
+		moat_txn_error(c, status);
 		return;
 	}
-	moat_txn_error(c, status);
+	if (t->resp_started || t->got_byte) {
+		if (b) {
+			b->c = NULL;
+			moat_bconn_close(b);
+			t->b = NULL;
+		}
+		moat_balance_outcome(c->w, t, 0, 0);
+		moat_txn_error(c, status);
+		return;
+	}
+	try_failed(c, status, 0);
 }
 
 /* Called by backend.c on a backend timer expiry. */
@@ -677,11 +784,13 @@ static void release_backend(struct moat_client *c, struct moat_txn *t)
 
 	b->c = NULL;
 	t->b = NULL;
+	moat_balance_release(t);
 	moat_bconn_release(b, reusable, t->up);
 }
 
 static int parse_response_head(struct moat_client *c, struct moat_txn *t, struct moat_bconn *b)
 {
+	char sticky[256];
 	const struct moat_conf *conf = txn_conf(t);
 	struct moat_worker *w = c->w;
 	struct moat_h1_limits lim = {
@@ -743,6 +852,24 @@ static int parse_response_head(struct moat_client *c, struct moat_txn *t, struct
 	t->resp_framing = h.framing;
 	t->resp_remaining = h.content_length;
 	moat_chunked_init(&t->resp_chunk);
+	moat_balance_latency(w, t, now_us() - t->try_start_us);
+	moat_balance_outcome(w, t, !(h.status >= 500 && t->up->outlier.on_5xx), 0);
+	if (t->set_sticky) {
+		/* An opaque id of the server, never its address. */
+		int n = snprintf(sticky, sizeof(sticky), "Set-Cookie: %s=%llx; Path=/; HttpOnly",
+				 t->up->sticky_cookie,
+				 (unsigned long long)t->wc->wup[t->up_idx].sticky_id[t->server_idx]);
+
+		if (t->up->sticky_ttl_ms && n > 0 && (size_t)n < sizeof(sticky))
+			n += snprintf(sticky + n, sizeof(sticky) - (size_t)n, "; Max-Age=%llu",
+				      (unsigned long long)(t->up->sticky_ttl_ms / 1000));
+		if (n > 0 && (size_t)n < sizeof(sticky) - 2) {
+			sticky[n++] = '\r';
+			sticky[n++] = '\n';
+			f.extra = sticky;
+			f.extra_len = (size_t)n;
+		}
+	}
 	if (h.status == 101) {
 		if (!t->upgrade) {
 			backend_failed(c, 502);
@@ -1031,6 +1158,8 @@ void moat_txn_finish(struct moat_client *c)
 	}
 	if (t->status == 0)
 		t->status = c->dead ? 499 : 502;
+	moat_pending_del(w, c);
+	moat_balance_txn_end(t);
 	if (t->lv_method || t->lv_uri)
 		write_access(c, t);
 	moat_buf_release(&t->reqhead);
@@ -1148,6 +1277,13 @@ int moat_txn_run(struct moat_client *c)
 			}
 		}
 		return 1;
+	case MOAT_TXN_PENDING:
+		/* The worker's pending timer moves it on. */
+		if (moat_io_flush(c->ev.fd, &c->io, &c->out) < 0) {
+			moat_client_close(c);
+			return -1;
+		}
+		return 0;
 	case MOAT_TXN_NONE:
 		break;
 	}

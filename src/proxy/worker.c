@@ -25,17 +25,13 @@
 
 /* ---- config pins ---- */
 
-static void rr_free(struct moat_rr *rr, size_t n)
+static void wup_free_all(struct moat_wup *wup, size_t n)
 {
-	if (!rr)
+	if (!wup)
 		return;
-	for (size_t i = 0; i < n; i++) {
-		free(rr[i].current);
-		free(rr[i].weight);
-		free(rr[i].down_until);
-		free(rr[i].eligible);
-	}
-	free(rr);
+	for (size_t i = 0; i < n; i++)
+		moat_wup_free(&wup[i]);
+	free(wup);
 }
 
 static struct moat_wconf *wconf_new(struct moat_confref *ref)
@@ -46,34 +42,24 @@ static struct moat_wconf *wconf_new(struct moat_confref *ref)
 	if (!wc)
 		return NULL;
 	wc->ref = ref;
-	wc->rr = calloc(c->nupstreams ? c->nupstreams : 1, sizeof(*wc->rr));
-	if (!wc->rr) {
+	wc->wup = calloc(c->nupstreams ? c->nupstreams : 1, sizeof(*wc->wup));
+	if (!wc->wup) {
 		free(wc);
 		return NULL;
 	}
 	for (size_t i = 0; i < c->nupstreams; i++) {
-		size_t n = c->upstreams[i].nservers;
-		struct moat_rr *r = &wc->rr[i];
-
-		r->n = n;
-		r->current = calloc(n, sizeof(*r->current));
-		r->weight = calloc(n, sizeof(*r->weight));
-		r->down_until = calloc(n, sizeof(*r->down_until));
-		r->eligible = calloc(n, 1);
-		if (!r->current || !r->weight || !r->down_until || !r->eligible) {
-			rr_free(wc->rr, c->nupstreams);
+		if (moat_wup_init(&wc->wup[i], &c->upstreams[i]) < 0) {
+			wup_free_all(wc->wup, c->nupstreams);
 			free(wc);
 			return NULL;
 		}
-		for (size_t j = 0; j < n; j++)
-			r->weight[j] = c->upstreams[i].servers[j].weight ? c->upstreams[i].servers[j].weight : 1;
 	}
 	return wc;
 }
 
 static void wconf_free(struct moat_wconf *wc)
 {
-	rr_free(wc->rr, wc->ref->conf->nupstreams);
+	wup_free_all(wc->wup, wc->ref->conf->nupstreams);
 	moat_confref_put(wc->ref);
 	free(wc);
 }
@@ -92,22 +78,49 @@ void moat_wconf_put(struct moat_worker *w, struct moat_wconf *wc)
 	}
 }
 
-size_t moat_pick_server(struct moat_worker *w, struct moat_txn *t, size_t unused)
-{
-	struct moat_rr *r = &t->wc->rr[t->up_idx];
-	uint64_t now = w->loop.now_ms;
-	size_t any = 0, idx;
+/* ---- txns waiting for a server slot (max_connections / max_pending) ---- */
 
-	(void)unused;
-	if (r->n == 1)
-		return 0;
-	for (size_t i = 0; i < r->n; i++) {
-		r->eligible[i] = r->down_until[i] <= now;
-		any += r->eligible[i];
+void moat_pending_add(struct moat_worker *w, struct moat_client *c)
+{
+	if (c->on_pending)
+		return;
+	c->on_pending = 1;
+	c->pprev = NULL;
+	c->pnext = w->pending;
+	if (c->pnext)
+		c->pnext->pprev = c;
+	w->pending = c;
+	if (!w->pending_timer.pprev)
+		moat_timer_set(&w->loop.timers, &w->pending_timer, w->loop.now_ms + 5);
+}
+
+void moat_pending_del(struct moat_worker *w, struct moat_client *c)
+{
+	if (!c->on_pending)
+		return;
+	if (c->pprev)
+		c->pprev->pnext = c->pnext;
+	else
+		w->pending = c->pnext;
+	if (c->pnext)
+		c->pnext->pprev = c->pprev;
+	c->pnext = c->pprev = NULL;
+	c->on_pending = 0;
+}
+
+/* Every few ms while txns wait: retry them (a slot may have freed in
+ * another worker, which cannot wake this one). */
+static void pending_timer_cb(struct moat_timer *tm)
+{
+	struct moat_worker *w = (struct moat_worker *)((char *)tm - offsetof(struct moat_worker, pending_timer));
+	struct moat_client *c, *next;
+
+	for (c = w->pending; c; c = next) {
+		next = c->pnext;
+		moat_txn_pending_retry(c);
 	}
-	/* Every server marked down: try them all rather than refuse. */
-	idx = moat_rr_pick(r->current, r->weight, any ? r->eligible : NULL, r->n);
-	return idx < r->n ? idx : 0;
+	if (w->pending)
+		moat_timer_set(&w->loop.timers, &w->pending_timer, w->loop.now_ms + 5);
 }
 
 /* ---- listeners ---- */
@@ -433,6 +446,7 @@ void *moat_worker_main(void *arg)
 	w->reap.cb = reap;
 	w->stop_timer.cb = stop_timer_cb;
 	w->accept_timer.cb = accept_timer_cb;
+	w->pending_timer.cb = pending_timer_cb;
 	w->bufpool.max_free = 256;
 	w->hdrs_cap = HDRS_CAP;
 	w->hdrs = calloc(HDRS_CAP, sizeof(*w->hdrs));
