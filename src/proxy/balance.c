@@ -59,7 +59,9 @@ int moat_wup_init(struct moat_wup *wu, const struct moat_conf_upstream *up)
 		wu->sticky_id[i] = moat_lb_hash_bytes(up->servers[i].addr.text,
 						      strlen(up->servers[i].addr.text)) & 0xffffffffffffull;
 	}
-	wu->lb = wu->ops->create(w, n);
+	/* Servers are known to the algorithms by their address as written,
+	 * so a reload that adds or removes one moves only its share. */
+	wu->lb = wu->ops->create(w, wu->sticky_id, n);
 	free(w);
 	wu->rand = (uint64_t)(uintptr_t)wu ^ 0x9e3779b97f4a7c15ull;
 	return wu->lb ? 0 : -ENOMEM;

@@ -18,7 +18,6 @@
 
 #include "core/sock.h"
 #include "proxy/proxy.h"
-#include "upstream/rr.h"
 
 #define ACCEPT_BATCH 64
 #define HDRS_CAP 1024

@@ -63,9 +63,12 @@ struct moat_lb_ops {
 	const char *name;           /* as written in the config */
 	/* Creates per-worker state for n servers (n <= MOAT_LB_MAX_SERVERS)
 	 * with these configured weights (all > 0; a 0 is taken as 1). The
-	 * weights are copied where needed, not kept. Returns NULL on
+	 * weights are copied where needed, not kept. `id` (may be NULL:
+	 * the index is the id) names each server stably across configs --
+	 * the hash algorithm places servers by it, so removing a server from
+	 * the middle of a list moves only that server's keys. Returns NULL on
 	 * allocation failure or when n is too large. */
-	void *(*create)(const unsigned *weight, size_t n);
+	void *(*create)(const unsigned *weight, const uint64_t *id, size_t n);
 	/* Returns the chosen index, always one with in->weight[i] > 0, or
 	 * in->n when no server is eligible (the state is then unchanged).
 	 * in->n must be the n given to create. */

@@ -32,8 +32,9 @@ struct ewma {
 	double max_weight;  /* largest configured weight */
 };
 
-static void *ewma_create(const unsigned *weight, size_t n)
+static void *ewma_create(const unsigned *weight, const uint64_t *id, size_t n)
 {
+	(void)id;
 	struct ewma *e;
 
 	if (n > MOAT_LB_MAX_SERVERS)

@@ -95,7 +95,7 @@ static void sift_down(uint32_t *heap, size_t len, size_t k, const struct turn *t
 	}
 }
 
-static int fill(struct maglev *g, const unsigned *weight)
+static int fill(struct maglev *g, const unsigned *weight, const uint64_t *id)
 {
 	size_t n = g->n;
 	uint32_t m = g->m;
@@ -108,8 +108,9 @@ static int fill(struct maglev *g, const unsigned *weight)
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
-		uint64_t h1 = moat_lb_mix64(((uint64_t)i << 1) + 0x9e3779b97f4a7c15ull);
-		uint64_t h2 = moat_lb_mix64(((uint64_t)i << 1 | 1) + 0x9e3779b97f4a7c15ull);
+		uint64_t key = id ? id[i] : (uint64_t)i;
+		uint64_t h1 = moat_lb_mix64((key << 1) + 0x9e3779b97f4a7c15ull);
+		uint64_t h2 = moat_lb_mix64((key << 1 | 1) + 0x9e3779b97f4a7c15ull);
 
 		t[i].pos = (uint32_t)(h1 % m);
 		t[i].skip = (uint32_t)(h2 % (m - 1)) + 1;
@@ -143,7 +144,7 @@ static int fill(struct maglev *g, const unsigned *weight)
 	return 0;
 }
 
-static void *maglev_create(const unsigned *weight, size_t n)
+static void *maglev_create(const unsigned *weight, const uint64_t *id, size_t n)
 {
 	struct maglev *g;
 	uint32_t m;
@@ -156,7 +157,7 @@ static void *maglev_create(const unsigned *weight, size_t n)
 		return NULL;
 	g->n = n;
 	g->m = m;
-	if (n && fill(g, weight) < 0) {
+	if (n && fill(g, weight, id) < 0) {
 		free(g);
 		return NULL;
 	}

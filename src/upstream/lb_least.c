@@ -22,8 +22,9 @@ struct least {
 	int64_t current[];
 };
 
-static void *least_create(const unsigned *weight, size_t n)
+static void *least_create(const unsigned *weight, const uint64_t *id, size_t n)
 {
+	(void)id;
 	struct least *l;
 
 	(void)weight;

@@ -20,8 +20,9 @@ struct p2c {
 	size_t n;
 };
 
-static void *p2c_create(const unsigned *weight, size_t n)
+static void *p2c_create(const unsigned *weight, const uint64_t *id, size_t n)
 {
+	(void)id;
 	struct p2c *p;
 
 	(void)weight;

@@ -20,8 +20,9 @@ struct rr {
 	int64_t current[];
 };
 
-static void *rr_create(const unsigned *weight, size_t n)
+static void *rr_create(const unsigned *weight, const uint64_t *id, size_t n)
 {
+	(void)id;
 	struct rr *r;
 
 	(void)weight;

@@ -131,16 +131,16 @@ static void test_create_edges(void **state)
 	for (size_t i = 0; i <= MOAT_LB_MAX_SERVERS; i++)
 		big[i] = 1;
 	for (size_t k = 0; k < NOPS; k++) {
-		void *st = all_ops[k]->create(&one, 0);
+		void *st = all_ops[k]->create(&one, NULL, 0);
 
 		/* no servers: "none eligible" */
 		assert_non_null(st);
 		assert_int_equal(pick(all_ops[k], st, &one, 0, NULL, NULL, 7), 0);
 		all_ops[k]->destroy(st);
 		all_ops[k]->destroy(NULL);
-		assert_null(all_ops[k]->create(big, MOAT_LB_MAX_SERVERS + 1));
+		assert_null(all_ops[k]->create(big, NULL, MOAT_LB_MAX_SERVERS + 1));
 		/* one server */
-		st = all_ops[k]->create(&one, 1);
+		st = all_ops[k]->create(&one, NULL, 1);
 		assert_non_null(st);
 		for (int i = 0; i < 100; i++)
 			assert_int_equal(pick(all_ops[k], st, &one, 1, NULL, NULL, rnd()), 0);
@@ -158,7 +158,7 @@ static void check_shares(const struct moat_lb_ops *ops, const unsigned *w, size_
 {
 	unsigned count[MAXN] = { 0 };
 	unsigned sum = wsum(w, n);
-	void *st = ops->create(w, n);
+	void *st = ops->create(w, NULL, n);
 
 	assert_non_null(st);
 	for (unsigned k = 0; k < PICKS; k++) {
@@ -212,7 +212,7 @@ static void test_ineligible_skipped_every_algorithm(void **state)
 	rng_state = 0x853c49e6748fea9bull;
 	for (size_t k = 0; k < NOPS; k++) {
 		const struct moat_lb_ops *ops = all_ops[k];
-		void *st = ops->create(conf_w, n);
+		void *st = ops->create(conf_w, NULL, n);
 		unsigned w[8], a[8];
 		uint64_t l[8];
 		size_t nelig = 0, only = 0;
@@ -263,7 +263,7 @@ static void test_none_eligible_keeps_state(void **state)
 
 	(void)state;
 	for (size_t k = 0; k < NOPS; k++) {
-		void *s1 = all_ops[k]->create(w, 4), *s2 = all_ops[k]->create(w, 4);
+		void *s1 = all_ops[k]->create(w, NULL, 4), *s2 = all_ops[k]->create(w, NULL, 4);
 
 		assert_non_null(s1);
 		assert_non_null(s2);
@@ -300,8 +300,8 @@ static void test_weights_scale_free(void **state)
 
 		for (size_t i = 0; i < n; i++)
 			cw16[i] = conf_w[i] * 16;
-		s1 = ops->create(conf_w, n);
-		s16 = ops->create(cw16, n);
+		s1 = ops->create(conf_w, NULL, n);
+		s16 = ops->create(cw16, NULL, n);
 		assert_non_null(s1);
 		assert_non_null(s16);
 		rng_state = 0x6a09e667f3bcc908ull;
@@ -351,7 +351,7 @@ static struct sim sim;
 static void simulate(const struct moat_lb_ops *ops, const unsigned *w, unsigned ticks,
 		     unsigned per_tick)
 {
-	void *st = ops->create(w, sim.n);
+	void *st = ops->create(w, NULL, sim.n);
 
 	assert_non_null(st);
 	memset(sim.active, 0, sizeof(sim.active));
@@ -433,7 +433,7 @@ static void pick_many(const struct moat_lb_ops *ops, void *st, const unsigned *w
 
 static void run_windows(const struct moat_lb_ops *ops, const unsigned *w, size_t n)
 {
-	void *st = ops->create(w, n);
+	void *st = ops->create(w, NULL, n);
 
 	assert_non_null(st);
 	pick_many(ops, st, w, n, PICKS);
@@ -487,7 +487,7 @@ static void test_rr_five_one_one_not_bursty(void **state)
 {
 	static const unsigned w[] = { 5, 1, 1 };
 	static const size_t want[] = { 0, 0, 1, 0, 2, 0, 0 };
-	void *st = moat_lb_round_robin.create(w, 3);
+	void *st = moat_lb_round_robin.create(w, NULL, 3);
 	size_t run = 0, longest = 0;
 
 	(void)state;
@@ -513,7 +513,7 @@ static void test_rr_five_one_one_not_bursty(void **state)
 static void test_rr_equal_weights_rotate(void **state)
 {
 	static const unsigned w[] = { 3, 3, 3, 3 };
-	void *st = moat_lb_round_robin.create(w, 4);
+	void *st = moat_lb_round_robin.create(w, NULL, 4);
 
 	(void)state;
 	assert_non_null(st);
@@ -532,19 +532,19 @@ static void test_rr_ineligible_skipped(void **state)
 	void *st;
 
 	(void)state;
-	st = moat_lb_round_robin.create(w, 3);
+	st = moat_lb_round_robin.create(w, NULL, 3);
 	pick_many(&moat_lb_round_robin, st, no_a, 3, 1000);
 	for (size_t k = 0; k < 1000; k++)
 		assert_int_equal(seq[k], 1 + k % 2);     /* b c b c ... */
 	moat_lb_round_robin.destroy(st);
 
-	st = moat_lb_round_robin.create(w, 3);
+	st = moat_lb_round_robin.create(w, NULL, 3);
 	pick_many(&moat_lb_round_robin, st, only_a, 3, 100);
 	for (size_t k = 0; k < 100; k++)
 		assert_int_equal(seq[k], 0);
 	moat_lb_round_robin.destroy(st);
 
-	st = moat_lb_round_robin.create(w, 3);
+	st = moat_lb_round_robin.create(w, NULL, 3);
 	pick_many(&moat_lb_round_robin, st, no_b, 3, 6000);
 	check_windows(seq, 6000, 3, no_b, 6);
 	moat_lb_round_robin.destroy(st);
@@ -556,7 +556,7 @@ static void test_rr_recovers_after_churn(void **state)
 	static const unsigned w[] = { 4, 3, 2, 1, 7 };
 	unsigned cw[5];
 	unsigned count[5] = { 0 };
-	void *st = moat_lb_round_robin.create(w, 5);
+	void *st = moat_lb_round_robin.create(w, NULL, 5);
 
 	(void)state;
 	assert_non_null(st);
@@ -583,7 +583,7 @@ static void test_rr_effective_weights(void **state)
 	static const unsigned conf_w[] = { 4, 4 };
 	static const unsigned ramp[] = { 4, 1 };
 	static const unsigned want[] = { 4, 1 };
-	void *st = moat_lb_round_robin.create(conf_w, 2);
+	void *st = moat_lb_round_robin.create(conf_w, NULL, 2);
 
 	(void)state;
 	assert_non_null(st);
@@ -602,17 +602,17 @@ static void test_least_picks_least_loaded(void **state)
 	static const unsigned a2[] = { 5, 1 };       /* 0.5 per weight vs 1 */
 	static const unsigned w3[] = { 1, 10 };
 	static const unsigned a3[] = { 1, 11 };      /* 1 vs 1.1 */
-	void *st = moat_lb_least_conn.create(w1, 3);
+	void *st = moat_lb_least_conn.create(w1, NULL, 3);
 
 	(void)state;
 	for (int k = 0; k < 100; k++)
 		assert_int_equal(pick(&moat_lb_least_conn, st, w1, 3, a1, NULL, 0), 1);
 	moat_lb_least_conn.destroy(st);
-	st = moat_lb_least_conn.create(w2, 2);
+	st = moat_lb_least_conn.create(w2, NULL, 2);
 	for (int k = 0; k < 100; k++)
 		assert_int_equal(pick(&moat_lb_least_conn, st, w2, 2, a2, NULL, 0), 0);
 	moat_lb_least_conn.destroy(st);
-	st = moat_lb_least_conn.create(w3, 2);
+	st = moat_lb_least_conn.create(w3, NULL, 2);
 	for (int k = 0; k < 100; k++)
 		assert_int_equal(pick(&moat_lb_least_conn, st, w3, 2, a3, NULL, 0), 0);
 	moat_lb_least_conn.destroy(st);
@@ -628,7 +628,7 @@ static void test_least_spreads_ties(void **state)
 	static const unsigned a2[] = { 8, 2 };       /* 2 per weight each */
 	static const unsigned want2[] = { 4, 1 };
 	unsigned count[5] = { 0 };
-	void *st = moat_lb_least_conn.create(w, 5);
+	void *st = moat_lb_least_conn.create(w, NULL, 5);
 
 	(void)state;
 	for (size_t k = 0; k < 3000; k++) {
@@ -644,7 +644,7 @@ static void test_least_spreads_ties(void **state)
 	assert_int_equal(count[3], 0);
 	assert_int_equal(count[4], 1000);
 
-	st = moat_lb_least_conn.create(w2, 2);
+	st = moat_lb_least_conn.create(w2, NULL, 2);
 	for (size_t k = 0; k < 5000; k++)
 		seq[k] = pick(&moat_lb_least_conn, st, w2, 2, a2, NULL, 0);
 	moat_lb_least_conn.destroy(st);
@@ -662,7 +662,7 @@ static void test_p2c_avoids_loaded(void **state)
 	static const unsigned w[] = { 1, 1, 1, 1, 1, 1, 1, 1 };
 	static const unsigned a[] = { 100, 0, 0, 0, 0, 0, 0, 0 };
 	unsigned count[8] = { 0 }, ra[8];
-	void *st = moat_lb_random_two.create(w, 8);
+	void *st = moat_lb_random_two.create(w, NULL, 8);
 
 	(void)state;
 	rng_state = 0xdeadbeefcafef00dull;
@@ -694,7 +694,7 @@ static void test_p2c_two_servers_least_loaded(void **state)
 	static const unsigned w[] = { 2, 1 };
 	static const unsigned a1[] = { 3, 1 };       /* 1.5 vs 1 */
 	static const unsigned a2[] = { 1, 1 };       /* 0.5 vs 1 */
-	void *st = moat_lb_random_two.create(w, 2);
+	void *st = moat_lb_random_two.create(w, NULL, 2);
 
 	(void)state;
 	for (int k = 0; k < 1000; k++) {
@@ -714,7 +714,7 @@ static void test_ewma_prefers_fast(void **state)
 	static const unsigned w[] = { 1, 1, 1 };
 	static const uint64_t l[] = { 1000, 1000, 10000 };
 	unsigned count[3] = { 0 };
-	void *st = moat_lb_ewma.create(w, 3);
+	void *st = moat_lb_ewma.create(w, NULL, 3);
 
 	(void)state;
 	rng_state = 0x0123456789abcdefull;
@@ -747,7 +747,7 @@ static void test_ewma_weighs_load(void **state)
 	static const unsigned a[] = { 3, 0 };
 	static const uint64_t l1[] = { 100, 300 };   /* 100*4 > 300*1 */
 	static const uint64_t l2[] = { 100, 500 };   /* 100*4 < 500*1 */
-	void *st = moat_lb_ewma.create(w, 2);
+	void *st = moat_lb_ewma.create(w, NULL, 2);
 
 	(void)state;
 	for (int k = 0; k < 1000; k++) {
@@ -768,7 +768,7 @@ static void test_ewma_unknown_latency_tried(void **state)
 	static const unsigned w3[] = { 3, 1 };
 	static const uint64_t l3[] = { 0, 0 };
 	unsigned c1[3] = { 0 }, c2[3] = { 0 }, c3[2] = { 0 };
-	void *st = moat_lb_ewma.create(w, 3);
+	void *st = moat_lb_ewma.create(w, NULL, 3);
 
 	(void)state;
 	rng_state = 0x0badc0ffee0ddf00ull;
@@ -781,7 +781,7 @@ static void test_ewma_unknown_latency_tried(void **state)
 	assert_int_equal(c2[2], 0);
 	assert_true(c2[0] > PICKS / 2 - 1000 && c2[0] < PICKS / 2 + 1000);
 
-	st = moat_lb_ewma.create(w3, 2);
+	st = moat_lb_ewma.create(w3, NULL, 2);
 	for (unsigned k = 0; k < PICKS; k++)
 		c3[pick(&moat_lb_ewma, st, w3, 2, NULL, l3, 0)]++;
 	moat_lb_ewma.destroy(st);
@@ -801,7 +801,7 @@ static size_t map_a[PICKS], map_b[PICKS];
 static void test_hash_same_key_same_server(void **state)
 {
 	static const unsigned w[] = { 1, 2, 1, 3, 1 };
-	void *s1 = moat_lb_hash.create(w, 5), *s2 = moat_lb_hash.create(w, 5);
+	void *s1 = moat_lb_hash.create(w, NULL, 5), *s2 = moat_lb_hash.create(w, NULL, 5);
 
 	(void)state;
 	assert_non_null(s1);
@@ -820,7 +820,7 @@ static void test_hash_weighted_two_to_one(void **state)
 {
 	static const unsigned w[] = { 2, 1 };
 	unsigned count[2] = { 0 };
-	void *st = moat_lb_hash.create(w, 2);
+	void *st = moat_lb_hash.create(w, NULL, 2);
 
 	(void)state;
 	hash_map(st, w, 2, map_a);
@@ -837,7 +837,7 @@ static void test_hash_weighted_two_to_one(void **state)
 static void test_hash_add_server_moves_few(void **state)
 {
 	static const unsigned w[11] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
-	void *s10 = moat_lb_hash.create(w, 10), *s11 = moat_lb_hash.create(w, 11);
+	void *s10 = moat_lb_hash.create(w, NULL, 10), *s11 = moat_lb_hash.create(w, NULL, 11);
 	unsigned moved = 0, to_new = 0;
 
 	(void)state;
@@ -862,7 +862,7 @@ static void test_hash_ineligible_moves_only_its_keys(void **state)
 {
 	unsigned w[10] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
 	unsigned spread[10] = { 0 };
-	void *st = moat_lb_hash.create(w, 10);
+	void *st = moat_lb_hash.create(w, NULL, 10);
 	unsigned moved = 0, had = 0;
 
 	(void)state;
@@ -897,7 +897,7 @@ static void test_hash_ineligible_moves_only_its_keys(void **state)
 static void test_hash_rebuild_without_server(void **state)
 {
 	static const unsigned w[10] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
-	void *s10 = moat_lb_hash.create(w, 10), *s9 = moat_lb_hash.create(w, 9);
+	void *s10 = moat_lb_hash.create(w, NULL, 10), *s9 = moat_lb_hash.create(w, NULL, 9);
 	unsigned had = 0, others_moved = 0;
 
 	(void)state;
@@ -927,6 +927,39 @@ static void test_hash_rebuild_without_server(void **state)
 		      "%u others moved (%.2f%%)\n", had, others_moved, 100.0 * others_moved / PICKS);
 }
 
+/* With stable ids (the caller passes one per server, e.g. a hash of its
+ * address), removing a server from the middle moves its keys and only a
+ * few others, whatever the indexes do. */
+static void test_hash_rebuild_with_ids_middle_removed(void **state)
+{
+	static const unsigned w[10] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
+	uint64_t id10[10], id9[9];
+	void *s10, *s9;
+	unsigned had = 0, others_moved = 0;
+
+	(void)state;
+	for (unsigned i = 0; i < 10; i++)
+		id10[i] = moat_lb_hash_bytes(&i, sizeof(i));
+	for (unsigned i = 0, j = 0; i < 10; i++)
+		if (i != 4)
+			id9[j++] = id10[i];
+	s10 = moat_lb_hash.create(w, id10, 10);
+	s9 = moat_lb_hash.create(w, id9, 9);
+	hash_map(s10, w, 10, map_a);
+	hash_map(s9, w, 9, map_b);
+	moat_lb_hash.destroy(s10);
+	moat_lb_hash.destroy(s9);
+	for (unsigned k = 0; k < PICKS; k++) {
+		if (map_a[k] == 4)
+			had++;
+		else
+			others_moved += map_b[k] != (map_a[k] < 4 ? map_a[k] : map_a[k] - 1);
+	}
+	print_message("  hash with ids, server 4 of 10 removed: %u keys were on it, %u others moved "
+		      "(%.2f%%)\n", had, others_moved, 100.0 * others_moved / PICKS);
+	assert_true(others_moved < PICKS * 3 / 100);
+}
+
 /* Above 655 servers the table grows past 65537 entries: still even. */
 static void test_hash_many_servers(void **state)
 {
@@ -938,7 +971,7 @@ static void test_hash_many_servers(void **state)
 	(void)state;
 	for (size_t i = 0; i < 1024; i++)
 		w[i] = 1;
-	st = moat_lb_hash.create(w, 1024);
+	st = moat_lb_hash.create(w, NULL, 1024);
 	assert_non_null(st);
 	for (unsigned k = 0; k < 10 * PICKS; k++)
 		count[pick(&moat_lb_hash, st, w, 1024, NULL, NULL, key_hash(k))]++;
@@ -1154,6 +1187,7 @@ int main(void)
 		cmocka_unit_test(test_hash_add_server_moves_few),
 		cmocka_unit_test(test_hash_ineligible_moves_only_its_keys),
 		cmocka_unit_test(test_hash_rebuild_without_server),
+		cmocka_unit_test(test_hash_rebuild_with_ids_middle_removed),
 		cmocka_unit_test(test_hash_many_servers),
 		cmocka_unit_test(test_ewma_update),
 		cmocka_unit_test(test_hash_bytes_stable),
