@@ -130,6 +130,45 @@ fail:
 	return NULL;
 }
 
+void moat_conf_server_init(struct moat_conf_server *s)
+{
+	s->weight = MOAT_DEFAULT_SERVER_WEIGHT;
+	s->backup = 0;
+	s->drain = 0;
+	s->max_connections = MOAT_DEFAULT_SERVER_MAX_CONNECTIONS;
+}
+
+void moat_conf_upstream_init(struct moat_conf_upstream *u)
+{
+	u->keepalive = MOAT_DEFAULT_UPSTREAM_KEEPALIVE;
+	u->keepalive_timeout_ms = MOAT_DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT_MS;
+	u->algorithm = MOAT_LB_ROUND_ROBIN;
+	u->hash_key = MOAT_HASH_CLIENT_IP;
+	u->sticky_ttl_ms = MOAT_DEFAULT_STICKY_TTL_MS;
+	u->health.enabled = 0;
+	u->health.status_min = MOAT_DEFAULT_HEALTH_STATUS_MIN;
+	u->health.status_max = MOAT_DEFAULT_HEALTH_STATUS_MAX;
+	u->health.interval_ms = MOAT_DEFAULT_HEALTH_INTERVAL_MS;
+	u->health.timeout_ms = MOAT_DEFAULT_HEALTH_TIMEOUT_MS;
+	u->health.rise = MOAT_DEFAULT_HEALTH_RISE;
+	u->health.fall = MOAT_DEFAULT_HEALTH_FALL;
+	u->outlier.consecutive_failures = MOAT_DEFAULT_OUTLIER_CONSECUTIVE_FAILURES;
+	u->outlier.on_5xx = MOAT_DEFAULT_OUTLIER_ON_5XX;
+	u->outlier.base_ejection_ms = MOAT_DEFAULT_OUTLIER_BASE_EJECTION_MS;
+	u->outlier.max_ejection_ms = MOAT_DEFAULT_OUTLIER_MAX_EJECTION_MS;
+	u->outlier.max_ejected_percent = MOAT_DEFAULT_OUTLIER_MAX_EJECTED_PERCENT;
+	u->retry.attempts = MOAT_DEFAULT_RETRY_ATTEMPTS;
+	u->retry.budget_percent = MOAT_DEFAULT_RETRY_BUDGET_PERCENT;
+	u->retry.budget_min = MOAT_DEFAULT_RETRY_BUDGET_MIN;
+	u->retry.per_try_timeout_ms = MOAT_DEFAULT_RETRY_PER_TRY_TIMEOUT_MS;
+	u->retry.timeout_ms = MOAT_DEFAULT_RETRY_TIMEOUT_MS;
+	u->slow_start_ms = MOAT_DEFAULT_UPSTREAM_SLOW_START_MS;
+	u->max_connections = MOAT_DEFAULT_UPSTREAM_MAX_CONNECTIONS;
+	u->max_pending = MOAT_DEFAULT_UPSTREAM_MAX_PENDING;
+	u->pending_timeout_ms = MOAT_DEFAULT_UPSTREAM_PENDING_TIMEOUT_MS;
+	u->resolve_interval_ms = MOAT_DEFAULT_UPSTREAM_RESOLVE_INTERVAL_MS;
+}
+
 static void free_strings(char **list, size_t n)
 {
 	size_t i;
@@ -156,6 +195,12 @@ void moat_conf_free(struct moat_conf *c)
 		}
 		free(u->servers);
 		free(u->name);
+		free(u->hash_name);
+		free(u->sticky_cookie);
+		free(u->health.method);
+		free(u->health.path);
+		free(u->health.host);
+		free(u->health.body);
 	}
 	free(c->upstreams);
 	for (i = 0; i < c->nroutes; i++) {
@@ -264,8 +309,7 @@ struct moat_conf *moat_conf_from_proxy_args(const char *from, const char *const 
 	c->nupstreams = 1;
 	u = &c->upstreams[0];
 	u->used = 1;
-	u->keepalive = MOAT_DEFAULT_UPSTREAM_KEEPALIVE;
-	u->keepalive_timeout_ms = MOAT_DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT_MS;
+	moat_conf_upstream_init(u);
 	u->name = strdup("default");
 	if (u->name == NULL)
 		goto oom;
@@ -283,7 +327,7 @@ struct moat_conf *moat_conf_from_proxy_args(const char *from, const char *const 
 	for (i = 0; i < u->nservers; i++) {
 		const char *t = to[i] != NULL ? to[i] : "";
 
-		u->servers[i].weight = MOAT_DEFAULT_SERVER_WEIGHT;
+		moat_conf_server_init(&u->servers[i]);
 		rc = moat_conf_parse_server(t, &u->servers[i], why, sizeof why);
 		moat_conf_quote(t, strlen(t), 64, q, sizeof q);
 		if (rc == MOAT_CONF_ENOMEM)
@@ -430,13 +474,99 @@ static void put_list(FILE *out, char *const *list, size_t n, int skip_defaults)
 	fputs("]\n", out);
 }
 
+/* "NAME: VALUE" of a duration, after `indent`. */
+static void put_ms(FILE *out, const char *indent, const char *key, uint64_t ms)
+{
+	char b[32];
+
+	moat_conf_format_duration(ms, b, sizeof b);
+	fprintf(out, "%s%s: %s\n", indent, key, b);
+}
+
+static const char *word(const char *const *names, size_t n, unsigned i)
+{
+	return i < n ? names[i] : names[0];
+}
+
+/* One upstream, every key written out (health_check, hash and sticky only
+ * when in use: their presence is what turns them on). */
+static void print_upstream(const struct moat_conf_upstream *u, FILE *out)
+{
+	const struct moat_conf_health *h = &u->health;
+	const struct moat_conf_outlier *o = &u->outlier;
+	const struct moat_conf_retry *r = &u->retry;
+	char b1[32], b2[32];
+	size_t j;
+
+	fputs("  ", out);
+	put_quoted(out, u->name);
+	fprintf(out, ":\n    algorithm: %s\n",
+		word(moat_conf_lb_algo_names, MOAT_CONF_NLB_ALGOS, (unsigned)u->algorithm));
+	if (u->algorithm == MOAT_LB_HASH) {
+		fprintf(out, "    hash: { key: %s",
+			word(moat_conf_hash_key_names, MOAT_CONF_NHASH_KEYS, (unsigned)u->hash_key));
+		if (u->hash_name != NULL) {
+			fputs(", name: ", out);
+			put_quoted(out, u->hash_name);
+		}
+		fputs(" }\n", out);
+	}
+	if (u->sticky_cookie != NULL) {
+		moat_conf_format_duration(u->sticky_ttl_ms, b1, sizeof b1);
+		fputs("    sticky: { cookie: ", out);
+		put_quoted(out, u->sticky_cookie);
+		fprintf(out, ", ttl: %s }\n", b1);
+	}
+	fprintf(out, "    servers:\n");
+	for (j = 0; j < u->nservers; j++) {
+		const struct moat_conf_server *s = &u->servers[j];
+		fputs("      - { address: ", out);
+		put_quoted(out, s->addr.text ? s->addr.text : "");
+		fprintf(out, ", weight: %u, backup: %s, drain: %s, max_connections: %u }\n", s->weight,
+			s->backup ? "true" : "false", s->drain ? "true" : "false", s->max_connections);
+	}
+	fprintf(out, "    keepalive: %u\n", u->keepalive);
+	put_ms(out, "    ", "keepalive_timeout", u->keepalive_timeout_ms);
+	if (h->enabled) {
+		fprintf(out, "    health_check:\n");
+		put_key_string(out, "      ", "method", h->method ? h->method : MOAT_CONF_DEFAULT_HEALTH_METHOD);
+		put_key_string(out, "      ", "path", h->path ? h->path : MOAT_CONF_DEFAULT_HEALTH_PATH);
+		if (h->host != NULL)
+			put_key_string(out, "      ", "host", h->host);
+		if (h->status_min == h->status_max)
+			fprintf(out, "      status: \"%u\"\n", h->status_min);
+		else
+			fprintf(out, "      status: \"%u-%u\"\n", h->status_min, h->status_max);
+		if (h->body != NULL)
+			put_key_string(out, "      ", "body", h->body);
+		put_ms(out, "      ", "interval", h->interval_ms);
+		put_ms(out, "      ", "timeout", h->timeout_ms);
+		fprintf(out, "      rise: %u\n      fall: %u\n", h->rise, h->fall);
+	}
+	moat_conf_format_duration(o->base_ejection_ms, b1, sizeof b1);
+	moat_conf_format_duration(o->max_ejection_ms, b2, sizeof b2);
+	fprintf(out,
+		"    outlier: { consecutive_failures: %u, on_5xx: %s, base_ejection: %s, max_ejection: %s, "
+		"max_ejected_percent: %u }\n",
+		o->consecutive_failures, o->on_5xx ? "true" : "false", b1, b2, o->max_ejected_percent);
+	moat_conf_format_duration(r->per_try_timeout_ms, b1, sizeof b1);
+	moat_conf_format_duration(r->timeout_ms, b2, sizeof b2);
+	fprintf(out,
+		"    retry: { attempts: %u, budget_percent: %u, budget_min: %u, per_try_timeout: %s, timeout: %s }\n",
+		r->attempts, r->budget_percent, r->budget_min, b1, b2);
+	put_ms(out, "    ", "slow_start", u->slow_start_ms);
+	fprintf(out, "    max_connections: %u\n    max_pending: %u\n", u->max_connections, u->max_pending);
+	put_ms(out, "    ", "pending_timeout", u->pending_timeout_ms);
+	put_ms(out, "    ", "resolve_interval", u->resolve_interval_ms);
+}
+
 int moat_conf_print(const struct moat_conf *c, FILE *out)
 {
 	static const char *const levels[] = { "error", "warn", "info", "debug" };
 	static const char *const formats[] = { "json", "combined", "common" };
 	const struct moat_conf_timeouts *t = &c->timeouts;
 	char b[64];
-	size_t i, j;
+	size_t i;
 
 	fprintf(out, "# moat: the effective configuration, every default filled in\n");
 	if (c->workers == 0)
@@ -492,20 +622,8 @@ int moat_conf_print(const struct moat_conf *c, FILE *out)
 	}
 
 	fprintf(out, "upstreams:\n");
-	for (i = 0; i < c->nupstreams; i++) {
-		const struct moat_conf_upstream *u = &c->upstreams[i];
-		fputs("  ", out);
-		put_quoted(out, u->name);
-		fprintf(out, ":\n    servers:\n");
-		for (j = 0; j < u->nservers; j++) {
-			fputs("      - { address: ", out);
-			put_quoted(out, u->servers[j].addr.text ? u->servers[j].addr.text : "");
-			fprintf(out, ", weight: %u }\n", u->servers[j].weight);
-		}
-		fprintf(out, "    keepalive: %u\n", u->keepalive);
-		moat_conf_format_duration(u->keepalive_timeout_ms, b, sizeof b);
-		fprintf(out, "    keepalive_timeout: %s\n", b);
-	}
+	for (i = 0; i < c->nupstreams; i++)
+		print_upstream(&c->upstreams[i], out);
 
 	fprintf(out, "routes:\n");
 	for (i = 0; i < c->nroutes; i++) {
@@ -562,6 +680,35 @@ static int addr_eq(const struct moat_conf_addr *a, const struct moat_conf_addr *
 	return moat_conf_addr_equal(a, b) && str_eq(a->text, b->text);
 }
 
+static int server_eq(const struct moat_conf_server *a, const struct moat_conf_server *b)
+{
+	return addr_eq(&a->addr, &b->addr) && str_eq(a->host, b->host) && a->weight == b->weight &&
+	       a->backup == b->backup && a->drain == b->drain && a->max_connections == b->max_connections &&
+	       a->is_name == b->is_name;
+}
+
+static int health_eq(const struct moat_conf_health *a, const struct moat_conf_health *b)
+{
+	return a->enabled == b->enabled && str_eq(a->method, b->method) && str_eq(a->path, b->path) &&
+	       str_eq(a->host, b->host) && a->status_min == b->status_min && a->status_max == b->status_max &&
+	       str_eq(a->body, b->body) && a->interval_ms == b->interval_ms && a->timeout_ms == b->timeout_ms &&
+	       a->rise == b->rise && a->fall == b->fall;
+}
+
+static int outlier_eq(const struct moat_conf_outlier *a, const struct moat_conf_outlier *b)
+{
+	return a->consecutive_failures == b->consecutive_failures && a->on_5xx == b->on_5xx &&
+	       a->base_ejection_ms == b->base_ejection_ms && a->max_ejection_ms == b->max_ejection_ms &&
+	       a->max_ejected_percent == b->max_ejected_percent;
+}
+
+static int retry_eq(const struct moat_conf_retry *a, const struct moat_conf_retry *b)
+{
+	return a->attempts == b->attempts && a->budget_percent == b->budget_percent &&
+	       a->budget_min == b->budget_min && a->per_try_timeout_ms == b->per_try_timeout_ms &&
+	       a->timeout_ms == b->timeout_ms;
+}
+
 static int upstream_eq(const struct moat_conf_upstream *a, const struct moat_conf_upstream *b)
 {
 	size_t i;
@@ -569,10 +716,17 @@ static int upstream_eq(const struct moat_conf_upstream *a, const struct moat_con
 	if (!str_eq(a->name, b->name) || a->nservers != b->nservers || a->keepalive != b->keepalive ||
 	    a->keepalive_timeout_ms != b->keepalive_timeout_ms || a->used != b->used)
 		return 0;
+	if (a->algorithm != b->algorithm || a->hash_key != b->hash_key || !str_eq(a->hash_name, b->hash_name) ||
+	    !str_eq(a->sticky_cookie, b->sticky_cookie) || a->sticky_ttl_ms != b->sticky_ttl_ms ||
+	    !health_eq(&a->health, &b->health) || !outlier_eq(&a->outlier, &b->outlier) ||
+	    !retry_eq(&a->retry, &b->retry))
+		return 0;
+	if (a->slow_start_ms != b->slow_start_ms || a->max_connections != b->max_connections ||
+	    a->max_pending != b->max_pending || a->pending_timeout_ms != b->pending_timeout_ms ||
+	    a->resolve_interval_ms != b->resolve_interval_ms)
+		return 0;
 	for (i = 0; i < a->nservers; i++)
-		if (!addr_eq(&a->servers[i].addr, &b->servers[i].addr) ||
-		    !str_eq(a->servers[i].host, b->servers[i].host) ||
-		    a->servers[i].weight != b->servers[i].weight)
+		if (!server_eq(&a->servers[i], &b->servers[i]))
 			return 0;
 	return 1;
 }

@@ -3,7 +3,10 @@
  *
  *   conf.c         snapshot lifetime (defaults, free), the error buffer,
  *                  loading a file, the one-line proxy mode, printing, equality
- *   conf_yaml.c    YAML document -> struct moat_conf, with positions
+ *   conf_yaml.c    the YAML walker: positions, errors, tables of keys
+ *   conf_schema.c  the keys of every section and their checks; the load
+ *   conf_upstream.c  the "upstreams" section: servers, balancing, health,
+ *                  outlier ejection, retries, queueing
  *   conf_values.c  the scalar parsers: durations, sizes, CIDRs, listen and
  *                  server addresses, names; and their formatting back
  */
@@ -32,6 +35,27 @@ extern const char *const moat_conf_default_hide_headers[];
  * memory. The caller fills listeners, upstreams and routes.
  */
 struct moat_conf *moat_conf_new(const char *file);
+
+/* Names of the algorithms and hash keys as written in the file, indexed by
+ * enum moat_lb_algo / enum moat_lb_hash_key (conf_upstream.c). */
+#define MOAT_CONF_NLB_ALGOS 5
+#define MOAT_CONF_NHASH_KEYS 4
+extern const char *const moat_conf_lb_algo_names[MOAT_CONF_NLB_ALGOS];
+extern const char *const moat_conf_hash_key_names[MOAT_CONF_NHASH_KEYS];
+
+/* What an enabled health_check sends unless told otherwise. */
+#define MOAT_CONF_DEFAULT_HEALTH_METHOD "GET"
+#define MOAT_CONF_DEFAULT_HEALTH_PATH   "/"
+
+/* Fills a server with the defaults of limits.h (weight 1, not a backup, not
+ * draining, no connection limit); the address is left alone. Pure. */
+void moat_conf_server_init(struct moat_conf_server *s);
+
+/* Fills an upstream with the defaults of limits.h: round_robin, no sticky
+ * cookie, health checks off (their numbers at their defaults; the strings
+ * stay NULL until a health_check block enables them), outlier and retry at
+ * their defaults. Name and servers are left alone; allocates nothing. Pure. */
+void moat_conf_upstream_init(struct moat_conf_upstream *u);
 
 /* Appends one formatted line (a '\n' is added) to `e`; `e` may be NULL.
  * Returns 0, or -ENOMEM (the message is then lost but still counted). */
@@ -63,13 +87,15 @@ int moat_conf_parse_listen(const char *s, struct moat_conf_addr *out, char *why,
  * Parses a server address: "host:port", "[IPv6]:port", "http://host[:port][/]"
  * (port 80 by default); "https://" is refused. A host name is resolved with
  * getaddrinfo (first result) unless moat_conf_no_resolve is set. Fills
- * out->addr (ss, len, text) and out->host, both owned by `out`; the weight is
- * not touched. Failure as for moat_conf_parse_listen.
+ * out->addr (ss, len, text), out->host (both owned by `out`) and
+ * out->is_name (1 when the host is a name rather than a numeric literal);
+ * weight, backup, drain and max_connections are not touched. Failure as for
+ * moat_conf_parse_listen.
  */
 int moat_conf_parse_server(const char *s, struct moat_conf_server *out, char *why, size_t whylen);
 
 /* Writes `ms` as the shortest exact text moat_conf_parse_duration reads
- * back ("75s", "500ms", "2h"); `buf` of at least 32 bytes. Pure. */
+ * back ("75s", "500ms", "2h", "0"); `buf` of at least 32 bytes. Pure. */
 void moat_conf_format_duration(uint64_t ms, char *buf, size_t len);
 
 /* Same for sizes ("8KiB", "1MiB", "300"). Pure. */

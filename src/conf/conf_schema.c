@@ -3,6 +3,7 @@
  * of every section, the setters that check and store each value, the
  * checks across values (duplicate listeners, routes naming an upstream,
  * header_size >= request_line), and moat_conf_load_buffer, which runs it all.
+ * The "upstreams" section has a file of its own, conf_upstream.c.
  *
  * The snapshot under construction goes to the caller, or is freed when any
  * error was found. The schema itself is documented for users in
@@ -43,33 +44,13 @@ static void set_workers(struct moat_conf_loader *ld, yaml_node_t *val, void *obj
 	c->workers = (unsigned)n;
 }
 
-/* Index of `v` in `words`, or -1 after reporting "expected one of ...". */
-static int want_word(struct moat_conf_loader *ld, yaml_node_t *val, const char *const *words, size_t n)
-{
-	char what[160], got_buf[128];
-	const char *v;
-	size_t i, o;
-
-	o = (size_t)snprintf(what, sizeof what, "one of");
-	for (i = 0; i < n && o < sizeof what; i++)
-		o += (size_t)snprintf(what + o, sizeof what - o, "%s%s", i ? ", " : " ", words[i]);
-	v = moat_conf_yaml_scalar(ld, val, what);
-	if (v == NULL)
-		return -1;
-	for (i = 0; i < n; i++)
-		if (strcmp(v, words[i]) == 0)
-			return (int)i;
-	moat_conf_yaml_error(ld, val, "expected %s; got %s", what, MOAT_CONF_GOT(val));
-	return -1;
-}
-
 static void set_log_level(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
 {
 	static const char *const words[] = { "error", "warn", "info", "debug" };
 	static const enum moat_conf_log_level levels[] = { MOAT_LOG_ERROR, MOAT_LOG_WARN, MOAT_LOG_INFO,
 							   MOAT_LOG_DEBUG };
 	struct moat_conf *c = obj;
-	int i = want_word(ld, val, words, MOAT_CONF_NELEM(words));
+	int i = moat_conf_yaml_word(ld, val, words, MOAT_CONF_NELEM(words));
 
 	if (i >= 0)
 		c->log_level = levels[i];
@@ -81,23 +62,10 @@ static void set_log_format(struct moat_conf_loader *ld, yaml_node_t *val, void *
 	static const enum moat_conf_log_format formats[] = { MOAT_LOG_FMT_JSON, MOAT_LOG_FMT_COMBINED,
 							     MOAT_LOG_FMT_COMMON };
 	struct moat_conf *c = obj;
-	int i = want_word(ld, val, words, MOAT_CONF_NELEM(words));
+	int i = moat_conf_yaml_word(ld, val, words, MOAT_CONF_NELEM(words));
 
 	if (i >= 0)
 		c->access_format = formats[i];
-}
-
-/* Sets *field to a copy of `v` (or NULL when v is NULL), freeing the old one. */
-static void set_string(struct moat_conf_loader *ld, yaml_node_t *at, char **field, const char *v)
-{
-	char *copy = NULL;
-
-	if (v != NULL && (copy = strdup(v)) == NULL) {
-		moat_conf_yaml_oom(ld, at);
-		return;
-	}
-	free(*field);
-	*field = copy;
 }
 
 static void set_error_log(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
@@ -113,7 +81,7 @@ static void set_error_log(struct moat_conf_loader *ld, yaml_node_t *val, void *o
 		    "the error log goes to \"stderr\" or a file, not \"stdout\" (write \"./stdout\" for a file of that name)");
 		return;
 	}
-	set_string(ld, val, &c->error_log, strcmp(v, "stderr") == 0 ? NULL : v);
+	moat_conf_yaml_set_string(ld, val, &c->error_log, strcmp(v, "stderr") == 0 ? NULL : v);
 }
 
 static void set_access_log(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
@@ -129,7 +97,7 @@ static void set_access_log(struct moat_conf_loader *ld, yaml_node_t *val, void *
 		    "the access log goes to \"stdout\", a file or \"off\", not \"stderr\" (write \"./stderr\" for a file of that name)");
 		return;
 	}
-	set_string(ld, val, &c->access_log, strcmp(v, "off") == 0 ? NULL : v);
+	moat_conf_yaml_set_string(ld, val, &c->access_log, strcmp(v, "off") == 0 ? NULL : v);
 }
 
 /* A list of header names, added lowercased and without repeats to (*list, *n). */
@@ -255,28 +223,17 @@ static void set_limits(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
 	seen = moat_conf_yaml_walk_map(ld, val, limits_keys, MOAT_CONF_NELEM(limits_keys), l, where);
 	if (l->header_size_max >= l->request_line_max)
 		return;
+	/* header_size alone, below the default request_line: the request line
+	 * cannot be longer than the head that holds it, so it follows */
+	if ((seen & (1u << LIM_HEADER_SIZE)) && !(seen & (1u << LIM_REQUEST_LINE))) {
+		l->request_line_max = l->header_size_max;
+		return;
+	}
 	moat_conf_yaml_size_text(l->header_size_max, a, sizeof a);
 	moat_conf_yaml_size_text(l->request_line_max, b, sizeof b);
 	moat_conf_yaml_error_at(ld,
 				where[(seen & (1u << LIM_HEADER_SIZE)) ? LIM_HEADER_SIZE : LIM_REQUEST_LINE],
 				"limits.header_size (%s) must be at least limits.request_line (%s)", a, b);
-}
-
-/* Walks `it`, one entry of a list, by `keys` into obj: reports an entry
- * that is not a mapping (`like` shows one) and a missing keys[req]. */
-static void walk_entry(struct moat_conf_loader *ld, yaml_node_t *it, const struct moat_conf_key *keys, size_t n,
-		       void *obj, unsigned req, const char *like)
-{
-	char got_buf[128];
-	unsigned seen;
-
-	if (it->type != YAML_MAPPING_NODE) {
-		moat_conf_yaml_error(ld, it, "expected a mapping like %s, got %s", like, MOAT_CONF_GOT(it));
-		return;
-	}
-	seen = moat_conf_yaml_walk_map(ld, it, keys, n, obj, NULL);
-	if (!(seen & (1u << req)))
-		moat_conf_yaml_error(ld, it, "missing required key \"%s\"", keys[req].key);
 }
 
 /* listeners ---------------------------------------------------------------- */
@@ -336,8 +293,8 @@ static void set_listeners(struct moat_conf_loader *ld, yaml_node_t *val, void *o
 			break;
 		l->backlog = MOAT_DEFAULT_BACKLOG;
 		old = moat_conf_yaml_push_index(ld, i);
-		walk_entry(ld, it, listener_keys, MOAT_CONF_NELEM(listener_keys), l, LST_LISTEN,
-			   "\"listen: 127.0.0.1:8080\"");
+		moat_conf_yaml_walk_entry(ld, it, listener_keys, MOAT_CONF_NELEM(listener_keys), l, LST_LISTEN,
+					  "\"listen: 127.0.0.1:8080\"", NULL);
 		moat_conf_yaml_pop(ld, old);
 		if (l->addr.text == NULL)
 			continue;
@@ -352,154 +309,6 @@ static void set_listeners(struct moat_conf_loader *ld, yaml_node_t *val, void *o
 				break;
 			}
 		}
-	}
-}
-
-/* upstreams ------------------------------------------------------------------ */
-
-static void set_server_address(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
-{
-	struct moat_conf_server *s = obj;
-	char why[256], got_buf[128];
-	const char *v = moat_conf_yaml_scalar(ld, val, MOAT_CONF_SERVER_FORM);
-	int rc;
-
-	if (v == NULL)
-		return;
-	free(s->addr.text);
-	free(s->host);
-	rc = moat_conf_parse_server(v, s, why, sizeof why);
-	if (rc == MOAT_CONF_ESYNTAX)
-		moat_conf_yaml_error(ld, val, "expected %s, got %s (%s)", MOAT_CONF_SERVER_FORM,
-				     MOAT_CONF_GOT(val), why);
-	else if (rc == MOAT_CONF_EVALUE)
-		moat_conf_yaml_error(ld, val, "%s", why);
-	else if (rc < 0)
-		moat_conf_yaml_oom(ld, val);
-	s->addr.pos = moat_conf_yaml_pos(val);
-}
-
-enum { SRV_ADDRESS, SRV_WEIGHT };
-
-static const struct moat_conf_key server_keys[] = {
-	[SRV_ADDRESS] = { "address", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_server_address, NULL, 0 },
-	[SRV_WEIGHT] = { "weight", MOAT_CONF_K_UINT, offsetof(struct moat_conf_server, weight),
-			 MOAT_MIN_SERVER_WEIGHT, MOAT_MAX_SERVER_WEIGHT, NULL, NULL, 0 },
-};
-
-static void set_servers(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
-{
-	struct moat_conf_upstream *u = obj;
-	char got_buf[128];
-	yaml_node_item_t *items;
-	size_t count, i, old;
-
-	items = moat_conf_yaml_list(ld, val, MOAT_CONF_MAX_SERVERS, "servers", &count);
-	if (items == NULL)
-		return;
-	if (count == 0) {
-		moat_conf_yaml_error(ld, val, "at least one server is required, like \"- 127.0.0.1:3000\"");
-		return;
-	}
-	u->servers = moat_conf_yaml_alloc(ld, val, count, sizeof *u->servers);
-	if (u->servers == NULL)
-		return;
-	u->nservers = count;
-	for (i = 0; i < count && !ld->stop; i++) {
-		struct moat_conf_server *s = &u->servers[i];
-		yaml_node_t *it = moat_conf_yaml_node(ld, items[i]);
-
-		if (it == NULL || moat_conf_yaml_over_budget(ld, it))
-			break;
-		s->weight = MOAT_DEFAULT_SERVER_WEIGHT;
-		old = moat_conf_yaml_push_index(ld, i);
-		if (it->type == YAML_SCALAR_NODE && !is_null(it))
-			set_server_address(ld, it, s);
-		else if (it->type != YAML_MAPPING_NODE)
-			moat_conf_yaml_error(ld, it, "expected %s or { address: ..., weight: ... }, got %s",
-					     MOAT_CONF_SERVER_FORM, MOAT_CONF_GOT(it));
-		else
-			walk_entry(ld, it, server_keys, MOAT_CONF_NELEM(server_keys), s, SRV_ADDRESS, "");
-		moat_conf_yaml_pop(ld, old);
-	}
-}
-
-enum { UPS_SERVERS, UPS_KEEPALIVE, UPS_KEEPALIVE_TIMEOUT };
-
-static const struct moat_conf_key upstream_keys[] = {
-	[UPS_SERVERS] = { "servers", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_servers, NULL, 0 },
-	[UPS_KEEPALIVE] = { "keepalive", MOAT_CONF_K_UINT, offsetof(struct moat_conf_upstream, keepalive), 0,
-			    MOAT_MAX_UPSTREAM_KEEPALIVE, NULL, NULL, 0 },
-	[UPS_KEEPALIVE_TIMEOUT] = { "keepalive_timeout", MOAT_CONF_K_DURATION,
-				    offsetof(struct moat_conf_upstream, keepalive_timeout_ms), 1,
-				    MOAT_MAX_TIMEOUT_MS, NULL, NULL, 0 },
-};
-
-static void set_upstreams(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
-{
-	struct moat_conf *c = obj;
-	char got_buf[128];
-	size_t count, i, old;
-
-	if (!is_null(val) && val->type != YAML_MAPPING_NODE) {
-		moat_conf_yaml_error(ld, val,
-				     "expected a mapping of upstream names to { servers: [...] }, got %s",
-				     MOAT_CONF_GOT(val));
-		return;
-	}
-	count = is_null(val) ? 0 : (size_t)(val->data.mapping.pairs.top - val->data.mapping.pairs.start);
-	if (count == 0) {
-		moat_conf_yaml_error(
-		    ld, val, "at least one upstream is required, like \"app: { servers: [127.0.0.1:3000] }\"");
-		return;
-	}
-	if (count > MOAT_CONF_MAX_UPSTREAMS) {
-		moat_conf_yaml_error(ld, val, "too many upstreams: %zu, at most %u", count,
-				     MOAT_CONF_MAX_UPSTREAMS);
-		return;
-	}
-	c->upstreams = moat_conf_yaml_alloc(ld, val, count, sizeof *c->upstreams);
-	if (c->upstreams == NULL)
-		return;
-	for (i = 0; i < count && !ld->stop; i++) {
-		struct moat_conf_upstream *u = &c->upstreams[c->nupstreams];
-		yaml_node_t *k, *v;
-
-		if (moat_conf_yaml_over_budget(ld, val))
-			break;
-		k = moat_conf_yaml_check_key(ld, val, i);
-		v = moat_conf_yaml_node(ld, val->data.mapping.pairs.start[i].value);
-		if (k == NULL || v == NULL)
-			continue;
-		if (strlen(sval(k)) != slen(k)) {
-			moat_conf_yaml_error_at(
-			    ld, moat_conf_yaml_pos(k),
-			    "upstreams: invalid upstream name %s; use letters, digits, '_', '.' and '-'",
-			    MOAT_CONF_GOT(k));
-			continue;
-		}
-		/* an odd name is reported but kept, so routes naming it do not fail too */
-		if (!moat_conf_upstream_name_ok(sval(k), slen(k)))
-			moat_conf_yaml_error_at(
-			    ld, moat_conf_yaml_pos(k),
-			    "upstreams: invalid upstream name %s; use letters, digits, '_', '.' and '-'",
-			    MOAT_CONF_GOT(k));
-		u->name = strdup(sval(k));
-		if (u->name == NULL) {
-			moat_conf_yaml_oom(ld, k);
-			break;
-		}
-		c->nupstreams++;
-		u->pos = moat_conf_yaml_pos(k);
-		u->keepalive = MOAT_DEFAULT_UPSTREAM_KEEPALIVE;
-		u->keepalive_timeout_ms = MOAT_DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT_MS;
-		old = moat_conf_yaml_push_key(ld, sval(k), slen(k));
-		if (is_null(v))
-			moat_conf_yaml_error(ld, k, "missing required key \"servers\"");
-		else
-			walk_entry(ld, v, upstream_keys, MOAT_CONF_NELEM(upstream_keys), u, UPS_SERVERS,
-				   "\"servers: [127.0.0.1:3000]\"");
-		moat_conf_yaml_pop(ld, old);
 	}
 }
 
@@ -574,7 +383,7 @@ static void set_route_path(struct moat_conf_loader *ld, yaml_node_t *val, void *
 		moat_conf_yaml_error(ld, val, "expected %s, got %s", what, MOAT_CONF_GOT(val));
 		return;
 	}
-	set_string(ld, val, &r->path_prefix, v);
+	moat_conf_yaml_set_string(ld, val, &r->path_prefix, v);
 	r->path_prefix_len = r->path_prefix != NULL ? strlen(r->path_prefix) : 0;
 }
 
@@ -630,8 +439,8 @@ static void set_routes(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
 			break;
 		c->routes[i].pos = moat_conf_yaml_pos(it);
 		old = moat_conf_yaml_push_index(ld, i);
-		walk_entry(ld, it, route_keys, MOAT_CONF_NELEM(route_keys), &c->routes[i], RT_UPSTREAM,
-			   "\"upstream: app\"");
+		moat_conf_yaml_walk_entry(ld, it, route_keys, MOAT_CONF_NELEM(route_keys), &c->routes[i],
+					  RT_UPSTREAM, "\"upstream: app\"", NULL);
 		moat_conf_yaml_pop(ld, old);
 	}
 }
@@ -647,7 +456,7 @@ static const struct moat_conf_key top_keys[] = {
 			   timeouts_keys, MOAT_CONF_NELEM(timeouts_keys) },
 	[TOP_PROXY] = { "proxy", MOAT_CONF_K_SECTION, 0, 0, 0, NULL, proxy_keys, MOAT_CONF_NELEM(proxy_keys) },
 	[TOP_LISTENERS] = { "listeners", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_listeners, NULL, 0 },
-	[TOP_UPSTREAMS] = { "upstreams", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_upstreams, NULL, 0 },
+	[TOP_UPSTREAMS] = { "upstreams", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_schema_upstreams, NULL, 0 },
 	[TOP_ROUTES] = { "routes", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_routes, NULL, 0 },
 };
 

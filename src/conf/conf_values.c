@@ -149,7 +149,9 @@ void moat_conf_format_duration(uint64_t ms, char *buf, size_t len)
 	uint64_t s = ms / MOAT_SECOND_MS;
 
 	/* "60s" reads better than "1m"; "2m" better than "120s" */
-	if (ms % MOAT_SECOND_MS != 0 || ms == 0)
+	if (ms == 0)
+		snprintf(buf, len, "0");
+	else if (ms % MOAT_SECOND_MS != 0)
 		snprintf(buf, len, "%llums", (unsigned long long)ms);
 	else if (s % 3600 == 0)
 		snprintf(buf, len, "%lluh", (unsigned long long)(s / 3600));
@@ -525,10 +527,11 @@ int moat_conf_parse_server(const char *s, struct moat_conf_server *out, char *wh
 	const char *auth = s, *port_s, *sep;
 	size_t alen, port_len;
 	unsigned port = 80;
-	int url = 0, br, rc;
+	int url = 0, named = 0, br, rc;
 
 	memset(&out->addr, 0, sizeof out->addr);
 	out->host = NULL;
+	out->is_name = 0;
 	sep = strstr(s, "://");
 	if (sep != NULL) {
 		size_t slen = (size_t)(sep - s);
@@ -588,6 +591,7 @@ int moat_conf_parse_server(const char *s, struct moat_conf_server *out, char *wh
 		rc = resolve(host, port, &out->addr.ss, &out->addr.len, why, whylen);
 		if (rc < 0)
 			return rc;
+		named = 1;
 	}
 	out->host = strdup(host);
 	out->addr.text = malloc(alen + 4);
@@ -603,6 +607,7 @@ int moat_conf_parse_server(const char *s, struct moat_conf_server *out, char *wh
 		memcpy(out->addr.text + alen, ":80", 4);
 	else
 		out->addr.text[alen] = '\0';
+	out->is_name = named;
 	return 0;
 }
 

@@ -495,6 +495,53 @@ yaml_node_item_t *moat_conf_yaml_list(struct moat_conf_loader *ld, yaml_node_t *
 	return v->data.sequence.items.start;
 }
 
+unsigned moat_conf_yaml_walk_entry(struct moat_conf_loader *ld, yaml_node_t *it, const struct moat_conf_key *keys,
+				   size_t n, void *obj, unsigned req, const char *like, struct moat_conf_pos *where)
+{
+	char got_buf[128];
+	unsigned seen;
+
+	if (it->type != YAML_MAPPING_NODE) {
+		moat_conf_yaml_error(ld, it, "expected a mapping like %s, got %s", like, MOAT_CONF_GOT(it));
+		return 0;
+	}
+	seen = moat_conf_yaml_walk_map(ld, it, keys, n, obj, where);
+	if (!(seen & (1u << req)))
+		moat_conf_yaml_error(ld, it, "missing required key \"%s\"", keys[req].key);
+	return seen;
+}
+
+int moat_conf_yaml_word(struct moat_conf_loader *ld, yaml_node_t *val, const char *const *words, size_t n)
+{
+	char what[160], got_buf[128];
+	const char *v;
+	size_t i, o;
+
+	o = (size_t)snprintf(what, sizeof what, "one of");
+	for (i = 0; i < n && o < sizeof what; i++)
+		o += (size_t)snprintf(what + o, sizeof what - o, "%s%s", i ? ", " : " ", words[i]);
+	v = moat_conf_yaml_scalar(ld, val, what);
+	if (v == NULL)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (strcmp(v, words[i]) == 0)
+			return (int)i;
+	moat_conf_yaml_error(ld, val, "expected %s; got %s", what, MOAT_CONF_GOT(val));
+	return -1;
+}
+
+void moat_conf_yaml_set_string(struct moat_conf_loader *ld, yaml_node_t *at, char **field, const char *v)
+{
+	char *copy = NULL;
+
+	if (v != NULL && (copy = strdup(v)) == NULL) {
+		moat_conf_yaml_oom(ld, at);
+		return;
+	}
+	free(*field);
+	*field = copy;
+}
+
 /* Zeroed array of n elements (at least one byte), NULL after reporting. */
 void *moat_conf_yaml_alloc(struct moat_conf_loader *ld, const yaml_node_t *at, size_t n, size_t size)
 {

@@ -1,6 +1,6 @@
 /*
- * conf_yaml.h - the YAML walker that conf_yaml.c provides and conf_schema.c
- * drives; internal to src/conf.
+ * conf_yaml.h - the YAML walker that conf_yaml.c provides and the schema
+ * (conf_schema.c, conf_upstream.c) drives; internal to src/conf.
  *
  * A struct moat_conf_loader lives on the stack of one moat_conf_load_buffer
  * call. The walker reads the libyaml document tree along tables of keys
@@ -50,6 +50,8 @@ struct moat_conf_loader {
 	struct moat_conf_pending_route *pending; /* one per route */
 	char path[320];              /* where the walk is, e.g. "upstreams.app.servers[1]" */
 	size_t pathlen;
+	int bad_algorithm;           /* the upstream being walked has an algorithm that did not
+				      * parse: checks that depend on it are skipped */
 };
 
 /* ---- scalars: the text of a YAML scalar node (NUL-terminated, owned by the document) ---- */
@@ -182,5 +184,25 @@ yaml_node_item_t *moat_conf_yaml_list(struct moat_conf_loader *ld, yaml_node_t *
 
 /* A zeroed array of n elements, NULL after reporting "out of memory". */
 void *moat_conf_yaml_alloc(struct moat_conf_loader *ld, const yaml_node_t *at, size_t n, size_t size);
+
+/* Walks `it`, one entry of a list or one block, by `keys` into obj like
+ * moat_conf_yaml_walk_map, and reports an entry that is not a mapping (`like`
+ * shows one) and a missing keys[req]. Returns the keys seen (0 when `it` is
+ * not a mapping). */
+unsigned moat_conf_yaml_walk_entry(struct moat_conf_loader *ld, yaml_node_t *it, const struct moat_conf_key *keys,
+				   size_t n, void *obj, unsigned req, const char *like, struct moat_conf_pos *where);
+
+/* Index of the scalar `val` in `words` (n of them), or -1 after reporting
+ * "expected one of ...; got ...". */
+int moat_conf_yaml_word(struct moat_conf_loader *ld, yaml_node_t *val, const char *const *words, size_t n);
+
+/* Sets *field to a copy of `v` (NULL when v is NULL), freeing the old one;
+ * on allocation failure reports it at `at` and leaves *field alone. */
+void moat_conf_yaml_set_string(struct moat_conf_loader *ld, yaml_node_t *at, char **field, const char *v);
+
+/* ---- sections with a file of their own ---- */
+
+/* The "upstreams" mapping, into the snapshot `obj` (conf_upstream.c). */
+void moat_conf_schema_upstreams(struct moat_conf_loader *ld, yaml_node_t *val, void *obj);
 
 #endif

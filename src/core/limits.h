@@ -32,7 +32,7 @@
 #define MOAT_MAX_REQUEST_LINE_MAX     MOAT_MIB
 
 /* limits.header_size: whole request head (request line and every field); 431 past it.
- * Never below limits.request_line. */
+ * Never below limits.request_line: set alone below it, it lowers request_line too. */
 #define MOAT_DEFAULT_HEADER_SIZE_MAX (32 * MOAT_KIB)
 #define MOAT_MIN_HEADER_SIZE_MAX     MOAT_KIB
 #define MOAT_MAX_HEADER_SIZE_MAX     MOAT_MIB
@@ -92,6 +92,71 @@
 
 /* upstreams.*.keepalive_timeout: how long an idle pooled connection is kept. */
 #define MOAT_DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT_MS (60 * MOAT_SECOND_MS)
+
+/* upstreams.*.servers[].max_connections: requests in flight to one server,
+ * all workers together; 0 = unlimited. Past it the server is skipped. */
+#define MOAT_DEFAULT_SERVER_MAX_CONNECTIONS 0u
+#define MOAT_MAX_SERVER_MAX_CONNECTIONS     1000000u
+
+/* upstreams.*.sticky.ttl: lifetime of the sticky cookie; 0 = a session cookie. */
+#define MOAT_DEFAULT_STICKY_TTL_MS 0ull
+#define MOAT_MAX_STICKY_TTL_MS     (365 * 24 * MOAT_HOUR_MS)
+
+/* upstreams.*.health_check: active checks (off unless the block is present).
+ * status: the range of statuses counted as healthy, within 100..599. */
+#define MOAT_DEFAULT_HEALTH_STATUS_MIN 200u
+#define MOAT_DEFAULT_HEALTH_STATUS_MAX 399u
+#define MOAT_MIN_HEALTH_STATUS         100u
+#define MOAT_MAX_HEALTH_STATUS         599u
+/* health_check.interval: time between two probes of one server (> 0, at most MOAT_MAX_TIMEOUT_MS). */
+#define MOAT_DEFAULT_HEALTH_INTERVAL_MS (5 * MOAT_SECOND_MS)
+/* health_check.timeout: a probe gets no answer within it: failed. At most the interval. */
+#define MOAT_DEFAULT_HEALTH_TIMEOUT_MS (2 * MOAT_SECOND_MS)
+/* health_check.rise / fall: consecutive successes to mark a server up, failures to mark it down. */
+#define MOAT_DEFAULT_HEALTH_RISE 2u
+#define MOAT_DEFAULT_HEALTH_FALL 3u
+#define MOAT_MIN_HEALTH_RISE_FALL 1u
+#define MOAT_MAX_HEALTH_RISE_FALL 100u
+/* health_check.body: longest substring looked for in a probe's body. */
+#define MOAT_MAX_HEALTH_BODY_MATCH 1024u
+
+/* upstreams.*.outlier: passive ejection after consecutive failures (0 = only
+ * connect failures eject); each repeated ejection doubles the time, from
+ * base_ejection up to max_ejection; never more than max_ejected_percent of a group. */
+#define MOAT_DEFAULT_OUTLIER_CONSECUTIVE_FAILURES 5u
+#define MOAT_MAX_OUTLIER_CONSECUTIVE_FAILURES     1000u
+#define MOAT_DEFAULT_OUTLIER_ON_5XX               1
+#define MOAT_DEFAULT_OUTLIER_BASE_EJECTION_MS     (10 * MOAT_SECOND_MS)
+#define MOAT_DEFAULT_OUTLIER_MAX_EJECTION_MS      (300 * MOAT_SECOND_MS)
+#define MOAT_DEFAULT_OUTLIER_MAX_EJECTED_PERCENT  50u
+#define MOAT_MAX_PERCENT                          100u
+
+/* upstreams.*.retry: retries after the first try (0 = none); retries in flight
+ * at most budget_percent of the requests in flight, but always budget_min. */
+#define MOAT_DEFAULT_RETRY_ATTEMPTS       2u
+#define MOAT_MAX_RETRY_ATTEMPTS           10u
+#define MOAT_DEFAULT_RETRY_BUDGET_PERCENT 20u
+#define MOAT_DEFAULT_RETRY_BUDGET_MIN     3u
+#define MOAT_MAX_RETRY_BUDGET_MIN         1000u
+/* retry.per_try_timeout: 0 = timeouts.backend_first_byte; retry.timeout: across tries, 0 = none. */
+#define MOAT_DEFAULT_RETRY_PER_TRY_TIMEOUT_MS 0ull
+#define MOAT_DEFAULT_RETRY_TIMEOUT_MS         0ull
+
+/* upstreams.*.slow_start: a server that comes back ramps up its weight over it; 0 = off. */
+#define MOAT_DEFAULT_UPSTREAM_SLOW_START_MS 0ull
+
+/* upstreams.*.max_connections: requests in flight to the whole group; 0 = unlimited. */
+#define MOAT_DEFAULT_UPSTREAM_MAX_CONNECTIONS 0u
+#define MOAT_MAX_UPSTREAM_MAX_CONNECTIONS     1000000u
+
+/* upstreams.*.max_pending: requests that may wait for a free slot (per group);
+ * 0 = answer 503 at once. A request waits at most pending_timeout, then 503. */
+#define MOAT_DEFAULT_UPSTREAM_MAX_PENDING 0u
+#define MOAT_MAX_UPSTREAM_MAX_PENDING     100000u
+#define MOAT_DEFAULT_UPSTREAM_PENDING_TIMEOUT_MS MOAT_SECOND_MS
+
+/* upstreams.*.resolve_interval: how often server host names are looked up again; 0 = never. */
+#define MOAT_DEFAULT_UPSTREAM_RESOLVE_INTERVAL_MS (30 * MOAT_SECOND_MS)
 
 /* ---- the configuration file itself (not configurable) ----------------- */
 

@@ -1,7 +1,9 @@
 /*
  * conf_test.c - unit tests of src/conf: the YAML loader (values, defaults,
  * every kind of error at its exact file:line:column), the one-line proxy
- * mode, printing and loading back, and the pure value parsers.
+ * mode, printing and loading back, and the pure value parsers. What is
+ * new to upstreams (balancing, health checks, ejection, retries, queueing)
+ * is tested in conf_upstream_test.c.
  *
  * No test makes a DNS query: addresses are numeric, and the one name used,
  * "localhost", is answered from /etc/hosts.
@@ -23,78 +25,7 @@
 #include "conf/conf.h"
 #include "core/limits.h"
 
-/* ---- helpers ---------------------------------------------------------- */
-
-static struct moat_conf *load(const char *yaml, struct moat_conf_errors *err)
-{
-	memset(err, 0, sizeof *err);
-	return moat_conf_load_buffer("t.yaml", yaml, strlen(yaml), err);
-}
-
-/* Loads `yaml`, which must succeed. */
-static struct moat_conf *load_ok(const char *yaml)
-{
-	struct moat_conf_errors err;
-	struct moat_conf *c = load(yaml, &err);
-
-	if (c == NULL)
-		fail_msg("unexpected errors:\n%s", err.buf ? err.buf : "(none)");
-	assert_int_equal(err.count, 0);
-	moat_conf_errors_free(&err);
-	return c;
-}
-
-/* Asserts that the buffer holds `line` as one whole line. */
-static void assert_has_line(const struct moat_conf_errors *err, const char *line)
-{
-	const char *p = err->buf;
-	size_t n = strlen(line);
-
-	while (p != NULL && *p != '\0') {
-		if (strncmp(p, line, n) == 0 && p[n] == '\n')
-			return;
-		p = strchr(p, '\n');
-		if (p != NULL)
-			p++;
-	}
-	fail_msg("missing error line:\n  %s\ngot:\n%s", line, err->buf ? err->buf : "(nothing)");
-}
-
-/* Loads `yaml`, which must fail with exactly one error: `line`. */
-static void expect_error(const char *yaml, const char *line)
-{
-	struct moat_conf_errors err;
-	struct moat_conf *c = load(yaml, &err);
-
-	assert_null(c);
-	assert_has_line(&err, line);
-	if (err.count != 1)
-		fail_msg("expected one error, got %u:\n%s", err.count, err.buf);
-	moat_conf_errors_free(&err);
-}
-
-/* Loads `yaml`, which must fail with an error line starting with `prefix`. */
-static void expect_error_prefix(const char *yaml, const char *prefix)
-{
-	struct moat_conf_errors err;
-	struct moat_conf *c = load(yaml, &err);
-
-	assert_null(c);
-	assert_non_null(err.buf);
-	if (strncmp(err.buf, prefix, strlen(prefix)) != 0)
-		fail_msg("expected an error starting with\n  %s\ngot:\n%s", prefix, err.buf);
-	moat_conf_errors_free(&err);
-}
-
-/* The smallest valid document, after `extra` lines of top-level keys. */
-#define MINIMAL_TAIL \
-	"listeners:\n" \
-	"  - listen: 127.0.0.1:8080\n" \
-	"upstreams:\n" \
-	"  app:\n" \
-	"    servers: [127.0.0.1:3000]\n" \
-	"routes:\n" \
-	"  - upstream: app\n"
+#include "conf_test_util.h"
 
 static const char full_yaml[] =
 	"workers: 4\n"                                              /* 1 */
@@ -389,7 +320,13 @@ static void test_unknown_key(void **state)
 		     "t.yaml:8:21: unknown key \"weight\" in routes[1]; expected one of: host, path, upstream, strip_headers");
 	expect_error("upstreams:\n  app:\n    servers: [{address: 127.0.0.1:1, wieght: 2}]\n"
 		     "listeners: [{listen: \":80\"}]\nroutes: [{upstream: app}]\n",
-		     "t.yaml:3:38: unknown key \"wieght\" in upstreams.app.servers[0]; expected one of: address, weight");
+		     "t.yaml:3:38: unknown key \"wieght\" in upstreams.app.servers[0]; expected one of: address, weight, "
+		     "backup, drain, max_connections");
+	expect_error("upstreams:\n  app:\n    servers: [127.0.0.1:1]\n    algoritm: hash\n"
+		     "listeners: [{listen: \":80\"}]\nroutes: [{upstream: app}]\n",
+		     "t.yaml:4:5: unknown key \"algoritm\" in upstreams.app; expected one of: servers, keepalive, "
+		     "keepalive_timeout, algorithm, hash, sticky, health_check, outlier, retry, slow_start, "
+		     "max_connections, max_pending, pending_timeout, resolve_interval");
 	expect_error("[a]: 1\n" MINIMAL_TAIL, "t.yaml:1:1: expected a key name at the top level, got a list");
 }
 
@@ -585,6 +522,30 @@ static void test_header_size_below_request_line(void **state)
 	/* header_size left at its default: reported at request_line */
 	expect_error(MINIMAL_TAIL "limits:\n  request_line: 64KiB\n",
 		     "t.yaml:9:17: limits.header_size (32KiB) must be at least limits.request_line (64KiB)");
+	expect_error(MINIMAL_TAIL "limits:\n  header_size: 4KiB\n  request_line: 8KiB\n",
+		     "t.yaml:9:16: limits.header_size (4KiB) must be at least limits.request_line (8KiB)");
+}
+
+/* header_size set alone below the default request_line lowers request_line with it */
+static void test_header_size_lowers_request_line(void **state)
+{
+	struct moat_conf *c;
+
+	(void)state;
+	c = load_ok(MINIMAL_TAIL "limits:\n  header_size: 4KiB\n");
+	assert_int_equal(c->limits.header_size_max, 4096);
+	assert_int_equal(c->limits.request_line_max, 4096);
+	moat_conf_free(c);
+	c = load_ok(MINIMAL_TAIL "limits:\n  header_size: 1KiB\n  header_count: 10\n");
+	assert_int_equal(c->limits.request_line_max, 1024);
+	moat_conf_free(c);
+	/* at or above the default: request_line keeps its default */
+	c = load_ok(MINIMAL_TAIL "limits:\n  header_size: 8KiB\n");
+	assert_int_equal(c->limits.request_line_max, MOAT_DEFAULT_REQUEST_LINE_MAX);
+	moat_conf_free(c);
+	c = load_ok(MINIMAL_TAIL "limits:\n  header_size: 2KiB\n  request_line: 2KiB\n");
+	assert_int_equal(c->limits.request_line_max, 2048);
+	moat_conf_free(c);
 }
 
 static void test_multiple_errors(void **state)
@@ -823,33 +784,6 @@ static void test_proxy_args_errors(void **state)
 }
 
 /* ---- print and load back ---------------------------------------------------------- */
-
-static void roundtrip(const struct moat_conf *c)
-{
-	struct moat_conf_errors err = { 0 };
-	struct moat_conf *back;
-	char *text = NULL, *text2 = NULL;
-	size_t len = 0, len2 = 0;
-	FILE *f;
-
-	f = open_memstream(&text, &len);
-	assert_non_null(f);
-	assert_int_equal(moat_conf_print(c, f), 0);
-	fclose(f);
-	back = moat_conf_load_buffer("printed", text, len, &err);
-	if (back == NULL)
-		fail_msg("printed config does not load:\n%s\n---\n%s", err.buf, text);
-	assert_true(moat_conf_equal(c, back));
-	/* and printing is stable */
-	f = open_memstream(&text2, &len2);
-	assert_non_null(f);
-	assert_int_equal(moat_conf_print(back, f), 0);
-	fclose(f);
-	assert_string_equal(text, text2);
-	moat_conf_free(back);
-	free(text);
-	free(text2);
-}
 
 static void test_print_roundtrip(void **state)
 {
@@ -1109,6 +1043,7 @@ int main(void)
 		cmocka_unit_test(test_route_errors),
 		cmocka_unit_test(test_missing_top_level),
 		cmocka_unit_test(test_header_size_below_request_line),
+		cmocka_unit_test(test_header_size_lowers_request_line),
 		cmocka_unit_test(test_multiple_errors),
 		cmocka_unit_test(test_too_many_errors),
 		cmocka_unit_test(test_alias_budget),
