@@ -200,6 +200,22 @@ struct moat_conf {
 	char **hide_headers;          /* response headers removed (lowercase); default "server", "x-powered-by" */
 	size_t nhide_headers;
 	int preserve_host;            /* default 1: forward the client's Host */
+
+	/* "admin:" -- the admin listener (JSON API, /metrics, dashboard). */
+	struct moat_conf_admin {
+		int enabled;              /* set when an admin block (or --admin) is given */
+		struct moat_conf_addr addr; /* "127.0.0.1:9901", "[::1]:9901"; unused for a unix socket */
+		char *unix_path;          /* "unix:/run/moat/admin.sock" -> "/run/moat/admin.sock", else NULL */
+		char *token;              /* optional bearer token; NULL = none */
+		struct moat_conf_cidr *allow; /* peers allowed besides loopback; default none */
+		size_t nallow;
+	} admin;
+
+	/* "user:" / "group:" -- privileges dropped to after binding; NULL = keep. */
+	char *user;
+	char *group;
+	/* "pid_file:" -- written at start, removed at exit; NULL = none. */
+	char *pid_file;
 };
 
 /* The error buffer: messages are appended, one per line, each ending in

@@ -122,7 +122,8 @@ static size_t fill(struct moat_wup *wu, struct moat_txn *t, uint64_t now, int pa
 		wu->weight[i] = 0;
 		if (pass == 1 ? !cs->backup : (pass == 0 ? cs->backup : 0))
 			continue;
-		ok = !cs->drain && atomic_load_explicit(&s->up, memory_order_relaxed);
+		ok = !cs->drain && atomic_load_explicit(&s->up, memory_order_relaxed) &&
+		     !atomic_load_explicit(&s->admin_drain, memory_order_relaxed);
 		if (ok && pass != 2 && atomic_load_explicit(&s->ejected_until, memory_order_relaxed) > now)
 			ok = 0;
 		if (ok && i < 64 && (t->tried & (1ull << i)))
@@ -233,6 +234,10 @@ void moat_balance_outcome(struct moat_worker *w, struct moat_txn *t, int ok, int
 		return;
 	}
 	atomic_fetch_add_explicit(&s->fails_total, 1, memory_order_relaxed);
+	if (connect_fail)
+		MOAT_STAT_INC(u->stats[w->id].connect_failures);
+	else
+		MOAT_STAT_INC(u->stats[w->id].failures);
 	f = atomic_fetch_add_explicit(&s->failures, 1, memory_order_relaxed) + 1;
 	threshold = connect_fail ? 1u : up->outlier.consecutive_failures;
 	if (!threshold || f < threshold || up->nservers < 2)
@@ -254,6 +259,8 @@ void moat_balance_outcome(struct moat_worker *w, struct moat_txn *t, int ok, int
 		atomic_store_explicit(&s->ejected_until, now + dur, memory_order_relaxed);
 		atomic_store_explicit(&s->back_since, now + dur, memory_order_relaxed);
 		atomic_store_explicit(&s->failures, 0, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->ejections_total, 1, memory_order_relaxed);
+		MOAT_STAT_INC(u->stats[w->id].ejections);
 		MOAT_WARN("upstream %s: server %s ejected for %llu ms (%s)", up->name,
 			  up->servers[t->server_idx].addr.text, (unsigned long long)dur,
 			  connect_fail ? "connection failed" : "consecutive failures");
@@ -413,6 +420,7 @@ int moat_balance_may_retry(struct moat_worker *w, struct moat_txn *t, int connec
 		return 0;
 	}
 	t->retries++;
+	MOAT_STAT_INC(u->stats[w->id].retries);
 	if (!t->retry_counted) {
 		atomic_fetch_add_explicit(u->group_retries, 1, memory_order_relaxed);
 		t->retry_counted = 1;

@@ -74,6 +74,7 @@ void moat_client_close(struct moat_client *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	w->nclients--;
+	MOAT_STAT_INC(w->stats.conns_closed);
 	c->dead_next = w->dead_clients;
 	w->dead_clients = c;
 	moat_loop_defer(&w->loop, &w->reap);
@@ -155,6 +156,7 @@ void moat_client_accept(struct moat_worker *w, int fd, const struct sockaddr *sa
 		c->next->prev = c;
 	w->clients = c;
 	w->nclients++;
+	MOAT_STAT_INC(w->stats.conns_accepted);
 	/* The listener defers accept until data arrives: read at once. */
 	c->io.can_read = 1;
 	c->io.can_write = 1;
@@ -191,6 +193,7 @@ void moat_client_log_refusal(const struct moat_client *c, int status, const char
 void moat_client_head_error(struct moat_client *c, int status, const char *why)
 {
 	moat_client_log_refusal(c, status, why);
+	MOAT_STAT_INC(c->w->stats.refusals[moat_refusal_of_status(status)]);
 	moat_buf_release(&c->in);
 	moat_errpage_write(&c->out, status, 0, 0);
 	moat_client_closing(c);

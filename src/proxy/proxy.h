@@ -27,6 +27,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/stats.h"
 #include "http/chunked.h"
 #include "http/h1_parse.h"
 #include "upstream/lb.h"
@@ -48,6 +49,7 @@ struct moat_confref {
 	uint64_t generation;
 	int64_t loaded_at;          /* unix seconds */
 	struct moat_upstream_rt *ups;   /* server states bound for this generation */
+	struct moat_route_rt *routes;   /* route counters, one per conf route */
 	struct moat_srv_registry *reg;  /* where they are bound (for the unbind) */
 };
 
@@ -141,7 +143,7 @@ struct moat_txn {
 	uint64_t deadline_ms;       /* retry.timeout across tries; 0 = none */
 	uint64_t pending_until;     /* PENDING: give up (503) at this time */
 	unsigned idempotent : 1, stale_retry : 1, retry_counted : 1, pending_counted : 1,
-		set_sticky : 1;
+		set_sticky : 1, overload : 1;
 	short fail_status;          /* what the last failed try calls for (502, 504) */
 	struct moat_bconn *b;
 	struct moat_buf reqhead;    /* what was sent to the backend (head, then body while
@@ -235,6 +237,7 @@ struct moat_worker {
 	struct moat_client *pending;   /* conns whose txn waits for a server slot */
 	struct moat_timer pending_timer;
 	struct moat_h1_header *hdrs;   /* scratch for parsing one head at a time */
+	struct moat_wstats stats;      /* written by this worker only */
 	size_t hdrs_cap;
 };
 

@@ -20,7 +20,7 @@
 void moat_confref_put(struct moat_confref *r)
 {
 	if (atomic_fetch_sub(&r->refs, 1) == 1) {
-		moat_srv_unbind(r->reg, r->ups, r->conf->nupstreams);
+		moat_srv_unbind(r->reg, r->ups, r->conf->nupstreams, r->routes, r->conf->nroutes);
 		moat_conf_free(r->conf);
 		free(r);
 	}
@@ -40,7 +40,7 @@ static struct moat_confref *confref_new(struct moat_runtime *rt, struct moat_con
 	if (!r)
 		return NULL;
 	r->reg = rt->reg;
-	r->ups = moat_srv_bind(rt->reg, conf);
+	r->ups = moat_srv_bind(rt->reg, conf, &r->routes);
 	if (!r->ups) {
 		free(r);
 		return NULL;
@@ -69,7 +69,7 @@ int moat_runtime_start(struct moat_runtime *rt, struct moat_conf *conf, unsigned
 	pthread_mutex_init(&rt->lock, NULL);
 	pthread_cond_init(&rt->cond, NULL);
 	atomic_init(&rt->stopping, 0);
-	rt->reg = moat_srv_registry_new();
+	rt->reg = moat_srv_registry_new(nworkers);
 	if (!rt->reg)
 		return -ENOMEM;
 	rt->current = confref_new(rt, conf);

@@ -61,6 +61,8 @@ void moat_txn_error(struct moat_client *c, int status)
 		return;
 	}
 	t->status = status;
+	MOAT_STAT_INC(c->w->stats.refusals[t->overload ? MOAT_REFUSE_OVERLOAD :
+					   moat_refusal_of_status(status)]);
 	if (!t->req_done || !t->keepalive)
 		t->keepalive = 0;
 	moat_buf_release(&t->reqhead);
@@ -300,10 +302,9 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 	t->upgrade = (h->flags & MOAT_H1_F_UPGRADE) && (h->flags & MOAT_H1_F_CONN_UPGRADE) &&
 		     !upgrade_is_h2c(h);
 	t->expect = (h->flags & MOAT_H1_F_EXPECT_100) && !t->req_done;
-	if (moat_alog_enabled()) {
-		t->start_us = now_us();
+	t->start_us = now_us();
+	if (moat_alog_enabled())
 		capture_log(t, h);
-	}
 
 	if (h->method_len == 7 && memcmp(h->method, "CONNECT", 7) == 0) {
 		moat_buf_consume(&c->in, headlen);
@@ -428,6 +429,7 @@ static void park(struct moat_client *c)
 	if (t->phase != MOAT_TXN_PENDING) {
 		if (!t->up->max_pending ||
 		    atomic_load_explicit(u->group_pending, memory_order_relaxed) >= t->up->max_pending) {
+			t->overload = 1;
 			moat_txn_error(c, 503);
 			return;
 		}
@@ -500,6 +502,7 @@ int moat_txn_pending_retry(struct moat_client *c)
 
 	if (c->w->loop.now_ms >= t->pending_until) {
 		moat_pending_del(c->w, c);
+		t->overload = 1;
 		moat_txn_error(c, 503);
 		moat_client_run(c);
 		return 1;
@@ -852,7 +855,12 @@ static int parse_response_head(struct moat_client *c, struct moat_txn *t, struct
 	t->resp_framing = h.framing;
 	t->resp_remaining = h.content_length;
 	moat_chunked_init(&t->resp_chunk);
-	moat_balance_latency(w, t, now_us() - t->try_start_us);
+	{
+		uint64_t lat = now_us() - t->try_start_us;
+
+		moat_balance_latency(w, t, lat);
+		moat_hist_observe(&t->wc->ref->ups[t->up_idx].stats[w->id].latency, lat);
+	}
 	moat_balance_outcome(w, t, !(h.status >= 500 && t->up->outlier.on_5xx), 0);
 	if (t->set_sticky) {
 		/* An opaque id of the server, never its address. */
@@ -1144,6 +1152,28 @@ static int run_tunnel(struct moat_client *c, struct moat_txn *t, struct moat_bco
 
 /* ---- txn driver ---- */
 
+/* The txn's counters: worker totals, its route's and its upstream's. */
+static void count_txn(struct moat_worker *w, struct moat_txn *t)
+{
+	unsigned cls = t->status >= 100 && t->status < 600 ? (unsigned)t->status / 100 - 1 : 4;
+	uint64_t us = now_us() - t->start_us;
+
+	MOAT_STAT_INC(w->stats.requests);
+	MOAT_STAT_ADD(w->stats.bytes_in, t->bytes_in);
+	MOAT_STAT_ADD(w->stats.bytes_out, t->bytes_out);
+	moat_hist_observe(&w->stats.latency, us);
+	if (t->route) {
+		struct moat_rstats *rs = &t->wc->ref->routes[t->route - t->wc->ref->conf->routes].stats[w->id];
+
+		MOAT_STAT_INC(rs->requests[cls]);
+		MOAT_STAT_ADD(rs->bytes_in, t->bytes_in);
+		MOAT_STAT_ADD(rs->bytes_out, t->bytes_out);
+		moat_hist_observe(&rs->latency, us);
+	}
+	if (t->up && t->tries)
+		MOAT_STAT_INC(t->wc->ref->ups[t->up_idx].stats[w->id].requests[cls]);
+}
+
 void moat_txn_finish(struct moat_client *c)
 {
 	struct moat_txn *t = c->txn;
@@ -1160,6 +1190,7 @@ void moat_txn_finish(struct moat_client *c)
 		t->status = c->dead ? 499 : 502;
 	moat_pending_del(w, c);
 	moat_balance_txn_end(t);
+	count_txn(w, t);
 	if (t->lv_method || t->lv_uri)
 		write_access(c, t);
 	moat_buf_release(&t->reqhead);

@@ -264,6 +264,7 @@ static void set_up(struct track *t, uint64_t now)
 	atomic_store(&s->ejections, 0);
 	atomic_store(&s->failures, 0);
 	atomic_store(&s->up, 1);
+	atomic_fetch_add(&s->transitions_up, 1);
 }
 
 static void counted(struct track *t, int ok, const char *why)
@@ -284,6 +285,7 @@ static void counted(struct track *t, int ok, const char *why)
 			  t->srv->addr.text, rise, rise == 1 ? "" : "s");
 	} else {
 		atomic_store(&t->s->up, 0);
+		atomic_fetch_add(&t->s->transitions_down, 1);
 		MOAT_WARN("upstream %s: server %s is down (%u failed check%s: %s)", t->up->name,
 			  t->srv->addr.text, fall, fall == 1 ? "" : "s", why);
 	}

@@ -15,8 +15,17 @@ struct group {
 	atomic_uint active;
 	atomic_uint retries;
 	atomic_uint pending;
+	struct moat_ustats *stats;
 	unsigned refs;
 	struct group *next;
+};
+
+/* Route counters, kept by label while any generation has the route and
+ * for good after (a reload that brings a route back finds its counts). */
+struct rlabel {
+	char *label;
+	struct moat_rstats *stats;
+	struct rlabel *next;
 };
 
 struct entry {
@@ -26,17 +35,26 @@ struct entry {
 
 struct moat_srv_registry {
 	pthread_mutex_t lock;
+	unsigned nworkers;
 	struct entry *entries;
 	struct group *groups;
+	struct rlabel *routes;
 };
 
-struct moat_srv_registry *moat_srv_registry_new(void)
+struct moat_srv_registry *moat_srv_registry_new(unsigned nworkers)
 {
 	struct moat_srv_registry *r = calloc(1, sizeof(*r));
 
-	if (r)
+	if (r) {
 		pthread_mutex_init(&r->lock, NULL);
+		r->nworkers = nworkers ? nworkers : 1;
+	}
 	return r;
+}
+
+unsigned moat_srv_nworkers(const struct moat_srv_registry *r)
+{
+	return r->nworkers;
 }
 
 void moat_srv_registry_free(struct moat_srv_registry *r)
@@ -56,7 +74,16 @@ void moat_srv_registry_free(struct moat_srv_registry *r)
 
 		r->groups = g->next;
 		free(g->name);
+		free(g->stats);
 		free(g);
+	}
+	while (r->routes) {
+		struct rlabel *l = r->routes;
+
+		r->routes = l->next;
+		free(l->label);
+		free(l->stats);
+		free(l);
 	}
 	pthread_mutex_destroy(&r->lock);
 	free(r);
@@ -101,7 +128,9 @@ static struct group *group_get(struct moat_srv_registry *r, const char *name)
 			return g;
 		}
 	g = calloc(1, sizeof(*g));
-	if (!g || !(g->name = strdup(name))) {
+	if (!g || !(g->name = strdup(name)) || !(g->stats = calloc(r->nworkers, sizeof(*g->stats)))) {
+		if (g)
+			free(g->name);
 		free(g);
 		return NULL;
 	}
@@ -121,6 +150,7 @@ static void group_put(struct moat_srv_registry *r, atomic_uint *active)
 		if (--g->refs == 0) {
 			*pp = g->next;
 			free(g->name);
+			free(g->stats);
 			free(g);
 		}
 		return;
@@ -144,6 +174,25 @@ static void state_put(struct moat_srv_registry *r, struct moat_srv_state *s)
 	free(s);
 }
 
+static struct moat_rstats *route_stats(struct moat_srv_registry *r, const char *label)
+{
+	struct rlabel *l;
+
+	for (l = r->routes; l; l = l->next)
+		if (strcmp(l->label, label) == 0)
+			return l->stats;
+	l = calloc(1, sizeof(*l));
+	if (!l || !(l->label = strdup(label)) || !(l->stats = calloc(r->nworkers, sizeof(*l->stats)))) {
+		if (l)
+			free(l->label);
+		free(l);
+		return NULL;
+	}
+	l->next = r->routes;
+	r->routes = l;
+	return l->stats;
+}
+
 static void unbind_locked(struct moat_srv_registry *r, struct moat_upstream_rt *u, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -159,14 +208,32 @@ static void unbind_locked(struct moat_srv_registry *r, struct moat_upstream_rt *
 	free(u);
 }
 
-struct moat_upstream_rt *moat_srv_bind(struct moat_srv_registry *r, const struct moat_conf *c)
+struct moat_upstream_rt *moat_srv_bind(struct moat_srv_registry *r, const struct moat_conf *c,
+				       struct moat_route_rt **routes)
 {
 	struct moat_upstream_rt *u = calloc(c->nupstreams ? c->nupstreams : 1, sizeof(*u));
+	struct moat_route_rt *rt = calloc(c->nroutes ? c->nroutes : 1, sizeof(*rt));
 	char key[512];
 
-	if (!u)
+	if (!u || !rt) {
+		free(u);
+		free(rt);
 		return NULL;
+	}
 	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < c->nroutes; i++) {
+		const struct moat_conf_route *ro = &c->routes[i];
+
+		snprintf(key, sizeof(key), "%s%s%s", ro->host_wildcard ? "*" : "",
+			 ro->host ? ro->host : "*", ro->path_prefix ? ro->path_prefix : "/");
+		rt[i].stats = route_stats(r, key);
+		if (!rt[i].stats)
+			goto fail;
+		/* The label lives in the registry as long as it does. */
+		for (struct rlabel *l = r->routes; l; l = l->next)
+			if (l->stats == rt[i].stats)
+				rt[i].label = l->label;
+	}
 	for (size_t i = 0; i < c->nupstreams; i++) {
 		const struct moat_conf_upstream *up = &c->upstreams[i];
 		struct group *g;
@@ -179,6 +246,7 @@ struct moat_upstream_rt *moat_srv_bind(struct moat_srv_registry *r, const struct
 		u[i].group_active = &g->active;
 		u[i].group_retries = &g->retries;
 		u[i].group_pending = &g->pending;
+		u[i].stats = g->stats;
 		for (size_t j = 0; j < up->nservers; j++) {
 			snprintf(key, sizeof(key), "%s/%s", up->name, up->servers[j].addr.text);
 			u[i].srv[j] = find_or_add(r, key, &up->servers[j]);
@@ -187,15 +255,20 @@ struct moat_upstream_rt *moat_srv_bind(struct moat_srv_registry *r, const struct
 		}
 	}
 	pthread_mutex_unlock(&r->lock);
+	*routes = rt;
 	return u;
 fail:
 	unbind_locked(r, u, c->nupstreams);
 	pthread_mutex_unlock(&r->lock);
+	free(rt);
 	return NULL;
 }
 
-void moat_srv_unbind(struct moat_srv_registry *r, struct moat_upstream_rt *u, size_t n)
+void moat_srv_unbind(struct moat_srv_registry *r, struct moat_upstream_rt *u, size_t n,
+		     struct moat_route_rt *routes, size_t nroutes)
 {
+	(void)nroutes; /* route counters stay in the registry for good */
+	free(routes);
 	if (!u)
 		return;
 	pthread_mutex_lock(&r->lock);

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 
 #include "conf/conf.h"
+#include "core/stats.h"
 
 struct moat_srv_state {
 	char *key;                          /* "upstream/host:port" */
@@ -43,9 +44,15 @@ struct moat_srv_state {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 
+	/* operator control */
+	atomic_int admin_drain;             /* drained through the admin API */
+
 	/* counters */
 	atomic_uint_fast64_t requests;
 	atomic_uint_fast64_t fails_total;
+	atomic_uint_fast64_t ejections_total;
+	atomic_uint_fast64_t transitions_up;   /* health checks: down -> up */
+	atomic_uint_fast64_t transitions_down; /* health checks: up -> down */
 };
 
 /* One upstream of one config generation, bound to its servers' states. */
@@ -55,20 +62,35 @@ struct moat_upstream_rt {
 	atomic_uint *group_active;          /* shared by bindings of the same upstream name */
 	atomic_uint *group_retries;         /* retries in flight (retry budget) */
 	atomic_uint *group_pending;         /* requests waiting for a free slot */
+	struct moat_ustats *stats;          /* [nworkers], kept across reloads by name */
+};
+
+/* One route of one config generation: its counters, kept across reloads
+ * by label ("host/path", host "*" when any). */
+struct moat_route_rt {
+	const char *label;
+	struct moat_rstats *stats;          /* [nworkers] */
 };
 
 struct moat_srv_registry;
 
-struct moat_srv_registry *moat_srv_registry_new(void);
+/* A registry for a process with `nworkers` workers (stats arrays). */
+struct moat_srv_registry *moat_srv_registry_new(unsigned nworkers);
 void moat_srv_registry_free(struct moat_srv_registry *r);
 
-/* Binds every upstream of `c` to server states (created or found).
- * Returns an array of c->nupstreams, or NULL on allocation failure.
- * Control thread. */
-struct moat_upstream_rt *moat_srv_bind(struct moat_srv_registry *r, const struct moat_conf *c);
+/* Binds every upstream of `c` to server states and every route to its
+ * counters (created or found). Returns an array of c->nupstreams and sets
+ * *routes to one of c->nroutes, or NULL on allocation failure. Control
+ * thread. */
+struct moat_upstream_rt *moat_srv_bind(struct moat_srv_registry *r, const struct moat_conf *c,
+				       struct moat_route_rt **routes);
 
 /* Drops a binding made by moat_srv_bind (any thread). */
-void moat_srv_unbind(struct moat_srv_registry *r, struct moat_upstream_rt *u, size_t n);
+void moat_srv_unbind(struct moat_srv_registry *r, struct moat_upstream_rt *u, size_t n,
+		     struct moat_route_rt *routes, size_t nroutes);
+
+/* The number of workers stats arrays are sized for. */
+unsigned moat_srv_nworkers(const struct moat_srv_registry *r);
 
 /* Reads the server's current address (seqlock); returns its length. */
 socklen_t moat_srv_addr(struct moat_srv_state *s, struct sockaddr_storage *out);
