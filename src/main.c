@@ -101,6 +101,7 @@ static int serve(struct moat_conf *conf, const char *path)
 		return 1;
 	}
 	memset(&rt, 0, sizeof(rt));
+	rt.path = path;
 	err = moat_runtime_start(&rt, conf, n);
 	if (err) {
 		MOAT_ERR("start failed: %s", strerror(-err));
@@ -115,37 +116,14 @@ static int serve(struct moat_conf *conf, const char *path)
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			struct moat_conf_errors e = { 0 };
-			struct moat_conf *nc;
+			char *why = NULL;
 
 			if (!path) {
 				MOAT_WARN("reload ignored: started without a config file");
 				continue;
 			}
-			MOAT_INFO("reloading %s", path);
-			nc = moat_conf_load_file(path, &e);
-			if (!nc) {
-				char *line = e.buf ? strtok(e.buf, "\n") : NULL;
-
-				MOAT_ERR("reload refused: %s", line ? line : "invalid configuration");
-				while (line && (line = strtok(NULL, "\n")) != NULL)
-					MOAT_ERR("reload refused: %s", line);
-				moat_conf_errors_free(&e);
-				continue;
-			}
-			moat_conf_errors_free(&e);
-			if (nc->workers && nc->workers != n)
-				MOAT_WARN("workers: changing the count needs a restart; keeping %u", n);
-			{
-				int le = moat_log_open(nc->error_log, (int)nc->log_level);
-
-				if (le < 0)
-					MOAT_ERR("reload: cannot open error log: %s", strerror(-le));
-				le = moat_alog_open(nc->access_log);
-				if (le < 0)
-					MOAT_ERR("reload: cannot open access log: %s", strerror(-le));
-			}
-			moat_runtime_reload(&rt, nc);
+			moat_runtime_reload_file(&rt, &why);
+			free(why);
 		} else if (sig == SIGUSR1) {
 			/* Reopen logs for rotation, same destinations. */
 			pthread_mutex_lock(&rt.lock);

@@ -244,6 +244,9 @@ struct moat_worker {
 struct moat_health;
 
 struct moat_runtime {
+	const char *path;               /* config file, NULL in the one-line mode */
+	pthread_mutex_t reload_lock;    /* one reload at a time (signal or admin API) */
+	int64_t started_at;             /* unix seconds */
 	struct moat_srv_registry *reg;
 	struct moat_health *health;
 	pthread_mutex_t lock;
@@ -258,7 +261,14 @@ struct moat_runtime {
 
 /* runtime.c */
 int moat_runtime_start(struct moat_runtime *rt, struct moat_conf *conf, unsigned nworkers);
-int moat_runtime_reload(struct moat_runtime *rt, struct moat_conf *conf);
+int moat_runtime_reload(struct moat_runtime *rt, struct moat_conf *conf, char **why);
+/* Loads rt->path, validates it and publishes it. Returns the new
+ * generation (> 0), or a negative error with every problem, one
+ * "file:line:col: message" per line, in *why (malloc'd; the caller frees
+ * it). Logs the outcome. Any thread; reloads are serialised. */
+int64_t moat_runtime_reload_file(struct moat_runtime *rt, char **why);
+/* The current generation with a reference the caller must put. */
+struct moat_confref *moat_runtime_current(struct moat_runtime *rt);
 void moat_runtime_stop(struct moat_runtime *rt);
 void moat_confref_put(struct moat_confref *r);
 

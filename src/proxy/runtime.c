@@ -8,6 +8,7 @@
  * worker pin) owns one reference; the last put frees the snapshot.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -67,7 +68,9 @@ int moat_runtime_start(struct moat_runtime *rt, struct moat_conf *conf, unsigned
 	int err = 0;
 
 	pthread_mutex_init(&rt->lock, NULL);
+	pthread_mutex_init(&rt->reload_lock, NULL);
 	pthread_cond_init(&rt->cond, NULL);
+	rt->started_at = (int64_t)time(NULL);
 	atomic_init(&rt->stopping, 0);
 	rt->reg = moat_srv_registry_new(nworkers);
 	if (!rt->reg)
@@ -127,7 +130,7 @@ static int probe_listeners(const struct moat_conf *old, const struct moat_conf *
 	return 0;
 }
 
-int moat_runtime_reload(struct moat_runtime *rt, struct moat_conf *conf)
+int moat_runtime_reload(struct moat_runtime *rt, struct moat_conf *conf, char **whyp)
 {
 	struct moat_confref *r, *old;
 	char why[512];
@@ -138,6 +141,8 @@ int moat_runtime_reload(struct moat_runtime *rt, struct moat_conf *conf)
 	pthread_mutex_unlock(&rt->lock);
 	if (err) {
 		MOAT_ERR("reload refused: %s", why);
+		if (whyp)
+			*whyp = strdup(why);
 		moat_conf_free(conf);
 		return err;
 	}
@@ -157,6 +162,66 @@ int moat_runtime_reload(struct moat_runtime *rt, struct moat_conf *conf)
 		moat_loop_wake(&rt->workers[i].loop);
 	MOAT_INFO("config reloaded (generation %llu)", (unsigned long long)r->generation);
 	return 0;
+}
+
+struct moat_confref *moat_runtime_current(struct moat_runtime *rt)
+{
+	struct moat_confref *r;
+
+	pthread_mutex_lock(&rt->lock);
+	r = rt->current;
+	atomic_fetch_add(&r->refs, 1);
+	pthread_mutex_unlock(&rt->lock);
+	return r;
+}
+
+int64_t moat_runtime_reload_file(struct moat_runtime *rt, char **why)
+{
+	struct moat_conf_errors e = { 0 };
+	struct moat_conf *nc;
+	int64_t gen = -EINVAL;
+
+	*why = NULL;
+	if (!rt->path) {
+		*why = strdup("started without a config file (one-line mode): nothing to reload");
+		MOAT_WARN("reload ignored: started without a config file");
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&rt->reload_lock);
+	MOAT_INFO("reloading %s", rt->path);
+	nc = moat_conf_load_file(rt->path, &e);
+	if (!nc) {
+		char *copy = e.buf ? strdup(e.buf) : strdup("invalid configuration");
+		char *save = NULL, *line = copy ? strtok_r(copy, "\n", &save) : NULL;
+
+		MOAT_ERR("reload refused: %s", line ? line : "invalid configuration");
+		while (line && (line = strtok_r(NULL, "\n", &save)) != NULL)
+			MOAT_ERR("reload refused: %s", line);
+		free(copy);
+		*why = e.buf ? strdup(e.buf) : strdup("invalid configuration");
+		moat_conf_errors_free(&e);
+		pthread_mutex_unlock(&rt->reload_lock);
+		return -EINVAL;
+	}
+	moat_conf_errors_free(&e);
+	if (nc->workers && nc->workers != rt->nworkers)
+		MOAT_WARN("workers: changing the count needs a restart; keeping %u", rt->nworkers);
+	{
+		int le = moat_log_open(nc->error_log, (int)nc->log_level);
+
+		if (le < 0)
+			MOAT_ERR("reload: cannot open error log: %s", strerror(-le));
+		le = moat_alog_open(nc->access_log);
+		if (le < 0)
+			MOAT_ERR("reload: cannot open access log: %s", strerror(-le));
+	}
+	if (moat_runtime_reload(rt, nc, why) == 0) {
+		pthread_mutex_lock(&rt->lock);
+		gen = (int64_t)rt->current->generation;
+		pthread_mutex_unlock(&rt->lock);
+	}
+	pthread_mutex_unlock(&rt->reload_lock);
+	return gen;
 }
 
 void moat_runtime_stop(struct moat_runtime *rt)
