@@ -58,6 +58,7 @@ struct moat_wconf {
 	struct moat_confref *ref;
 	unsigned users;             /* txns running under it */
 	struct moat_wconf *next;    /* older generations still in use */
+	uint64_t retire_at;         /* once replaced: txns still under it are closed then */
 	struct moat_wup *wup;       /* balancer state, one per upstream */
 };
 
@@ -236,6 +237,7 @@ struct moat_worker {
 	struct moat_txn *free_txns;
 	struct moat_client *pending;   /* conns whose txn waits for a server slot */
 	struct moat_timer pending_timer;
+	struct moat_timer retire_timer;
 	struct moat_h1_header *hdrs;   /* scratch for parsing one head at a time */
 	struct moat_wstats stats;      /* written by this worker only */
 	size_t hdrs_cap;

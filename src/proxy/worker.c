@@ -315,11 +315,41 @@ int moat_worker_adopt(struct moat_worker *w)
 		if (prev->users == 0) {
 			wconf_free(prev);
 		} else {
+			/* Txns under it finish under it, within the drain time. */
+			prev->retire_at = w->loop.now_ms + prev->ref->conf->timeouts.drain;
 			prev->next = w->old;
 			w->old = prev;
+			if (!w->retire_timer.pprev)
+				moat_timer_set(&w->loop.timers, &w->retire_timer, prev->retire_at);
 		}
 	}
 	return sync_listeners(w);
+}
+
+/* An old generation's drain time is over: connections still running a
+ * txn under it (a WebSocket tunnel, a slow download) are closed. */
+static void retire_timer_cb(struct moat_timer *tm)
+{
+	struct moat_worker *w = (struct moat_worker *)((char *)tm - offsetof(struct moat_worker, retire_timer));
+	uint64_t now = w->loop.now_ms, next = 0;
+	struct moat_client *c, *cn;
+
+	for (c = w->clients; c; c = cn) {
+		cn = c->next;
+		if (c->txn && c->txn->wc != w->conf && c->txn->wc->retire_at && c->txn->wc->retire_at <= now) {
+			MOAT_INFO("w%u c%llu: closed: its config generation %llu was replaced %llu ms ago",
+				  w->id, (unsigned long long)c->id,
+				  (unsigned long long)c->txn->wc->ref->generation,
+				  (unsigned long long)c->txn->wc->ref->conf->timeouts.drain);
+			moat_client_abort(c);
+		}
+	}
+	/* Aborting may have freed generations: look at what is left. */
+	for (struct moat_wconf *wc = w->old; wc; wc = wc->next)
+		if (wc->retire_at > now && (!next || wc->retire_at < next))
+			next = wc->retire_at;
+	if (next)
+		moat_timer_set(&w->loop.timers, &w->retire_timer, next);
 }
 
 /* ---- stop ---- */
@@ -446,6 +476,7 @@ void *moat_worker_main(void *arg)
 	w->stop_timer.cb = stop_timer_cb;
 	w->accept_timer.cb = accept_timer_cb;
 	w->pending_timer.cb = pending_timer_cb;
+	w->retire_timer.cb = retire_timer_cb;
 	w->bufpool.max_free = 256;
 	w->hdrs_cap = HDRS_CAP;
 	w->hdrs = calloc(HDRS_CAP, sizeof(*w->hdrs));
