@@ -392,10 +392,14 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 
 /* ---- backend choice and connection ---- */
 
-static uint64_t first_byte_timeout(const struct moat_txn *t)
+/* When the current try must have its response head: per_try_timeout (or
+ * backend_first_byte), and never past the retry.timeout of the whole txn. */
+static uint64_t first_byte_deadline(const struct moat_txn *t, uint64_t now)
 {
-	return t->up->retry.per_try_timeout_ms ? t->up->retry.per_try_timeout_ms :
-						 txn_conf(t)->timeouts.backend_first_byte;
+	uint64_t d = now + (t->up->retry.per_try_timeout_ms ? t->up->retry.per_try_timeout_ms :
+						      txn_conf(t)->timeouts.backend_first_byte);
+
+	return t->deadline_ms && t->deadline_ms < d ? t->deadline_ms : d;
 }
 
 /* Ends a try that failed before anything reached the client: retries on
@@ -490,7 +494,7 @@ static void txn_try(struct moat_client *c)
 		moat_bconn_set_timer(b, w->loop.now_ms + txn_conf(t)->timeouts.backend_connect);
 	} else {
 		t->phase = MOAT_TXN_EXCHANGE;
-		moat_bconn_set_timer(b, w->loop.now_ms + first_byte_timeout(t));
+		moat_bconn_set_timer(b, first_byte_deadline(t, w->loop.now_ms));
 	}
 }
 
@@ -537,7 +541,7 @@ void moat_client_backend_connected(struct moat_client *c, int err)
 
 	if (!err) {
 		t->phase = MOAT_TXN_EXCHANGE;
-		moat_bconn_set_timer(t->b, c->w->loop.now_ms + first_byte_timeout(t));
+		moat_bconn_set_timer(t->b, first_byte_deadline(t, c->w->loop.now_ms));
 		moat_client_run(c);
 		return;
 	}
