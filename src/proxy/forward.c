@@ -38,32 +38,55 @@ static void put_u64(struct out *o, uint64_t v)
 	put(o, tmp, (size_t)n);
 }
 
-/* Nonzero when a Connection header of `h` lists the name of field `f`
- * (case-insensitive). Scans the Connection values each time: no bound on
- * how many names a client may list. */
-static int listed(const struct moat_h1_head *h, const struct moat_h1_header *f)
+/*
+ * Calls fn(token, len, arg) for each element of every Connection header of
+ * `h` until fn returns nonzero; returns that value, or 0. Elements are
+ * split on commas and whitespace; there is no bound on their number.
+ */
+static int each_connection_token(const struct moat_h1_head *h,
+				 int (*fn)(const char *s, size_t n, const void *arg), const void *arg)
 {
 	for (size_t i = 0; i < h->nheaders; i++) {
 		const struct moat_h1_header *c = &h->headers[i];
-		const char *p, *end;
+		const char *p = c->value, *end = c->value + c->value_len;
 
 		if (!moat_h1_name_is(c, "connection", 10))
 			continue;
-		p = c->value;
-		end = c->value + c->value_len;
 		while (p < end) {
 			const char *s;
+			int r;
 
 			while (p < end && (*p == ',' || *p == ' ' || *p == '\t'))
 				p++;
 			s = p;
 			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
 				p++;
-			if ((size_t)(p - s) == f->name_len && strncasecmp(s, f->name, f->name_len) == 0)
-				return 1;
+			if (p > s && (r = fn(s, (size_t)(p - s), arg)) != 0)
+				return r;
 		}
 	}
 	return 0;
+}
+
+static int token_is_field(const char *s, size_t n, const void *arg)
+{
+	const struct moat_h1_header *f = arg;
+
+	return n == f->name_len && strncasecmp(s, f->name, n) == 0;
+}
+
+static int token_names_field(const char *s, size_t n, const void *arg)
+{
+	(void)arg;
+	return !((n == 5 && strncasecmp(s, "close", 5) == 0) ||
+		 (n == 10 && strncasecmp(s, "keep-alive", 10) == 0) ||
+		 (n == 7 && strncasecmp(s, "upgrade", 7) == 0));
+}
+
+/* Nonzero when a Connection header of `h` lists the name of field `f`. */
+static int listed(const struct moat_h1_head *h, const struct moat_h1_header *f)
+{
+	return each_connection_token(h, token_is_field, f);
 }
 
 /* Nonzero when a Connection header names anything beyond close,
@@ -71,32 +94,7 @@ static int listed(const struct moat_h1_head *h, const struct moat_h1_header *f)
  * skips the per-field scan. */
 static int connection_lists_fields(const struct moat_h1_head *h)
 {
-	for (size_t i = 0; i < h->nheaders; i++) {
-		const struct moat_h1_header *c = &h->headers[i];
-		const char *p, *end;
-
-		if (!moat_h1_name_is(c, "connection", 10))
-			continue;
-		p = c->value;
-		end = c->value + c->value_len;
-		while (p < end) {
-			const char *s;
-			size_t n;
-
-			while (p < end && (*p == ',' || *p == ' ' || *p == '\t'))
-				p++;
-			s = p;
-			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-				p++;
-			n = (size_t)(p - s);
-			if (n == 0 || (n == 5 && strncasecmp(s, "close", 5) == 0) ||
-			    (n == 10 && strncasecmp(s, "keep-alive", 10) == 0) ||
-			    (n == 7 && strncasecmp(s, "upgrade", 7) == 0))
-				continue;
-			return 1;
-		}
-	}
-	return 0;
+	return each_connection_token(h, token_names_field, NULL);
 }
 
 static int name_in(const struct moat_h1_header *f, const char *const *names, size_t n)
