@@ -606,9 +606,16 @@ void moat_client_backend_timeout(struct moat_client *c)
 
 /* ---- request body: client -> backend ---- */
 
-static int chunk_header(char *out, uint64_t n)
+/* Frames n data bytes as one chunk: v[0..3) = size line, data, CRLF;
+ * hdr (24 bytes) holds the size line. */
+static void chunk_iov(struct iovec v[3], char hdr[24], const char *data, size_t n)
 {
-	return snprintf(out, 24, "%llx\r\n", (unsigned long long)n);
+	v[0].iov_base = hdr;
+	v[0].iov_len = (size_t)snprintf(hdr, 24, "%llx\r\n", (unsigned long long)n);
+	v[1].iov_base = (char *)data;
+	v[1].iov_len = n;
+	v[2].iov_base = "\r\n";
+	v[2].iov_len = 2;
 }
 
 /* Trailer fields that must not travel in a trailer section (RFC 9110
@@ -714,12 +721,7 @@ static int pump_request(struct moat_client *c, struct moat_txn *t, struct moat_b
 					moat_txn_error(c, 413);
 					return -1;
 				}
-				v[0].iov_base = hdr;
-				v[0].iov_len = (size_t)chunk_header(hdr, len);
-				v[1].iov_base = (char *)in + off;
-				v[1].iov_len = len;
-				v[2].iov_base = "\r\n";
-				v[2].iov_len = 2;
+				chunk_iov(v, hdr, in + off, len);
 				r = moat_io_sendv(b->ev.fd, &b->io, &b->out, v, 3, 1);
 				if (r >= 0)
 					keep_for_replay(t, v, 3);
@@ -978,12 +980,7 @@ static int pump_response(struct moat_client *c, struct moat_txn *t, struct moat_
 			if (t->resp_framing == MOAT_H1_BODY_LENGTH && n > t->resp_remaining)
 				n = (size_t)t->resp_remaining;
 			if (t->out_chunked) {
-				v[0].iov_base = hdr;
-				v[0].iov_len = (size_t)chunk_header(hdr, n);
-				v[1].iov_base = moat_buf_head(&b->in);
-				v[1].iov_len = n;
-				v[2].iov_base = "\r\n";
-				v[2].iov_len = 2;
+				chunk_iov(v, hdr, moat_buf_head(&b->in), n);
 				r = moat_io_sendv(c->ev.fd, &c->io, &c->out, v, 3, 1);
 				if (r >= 0)
 					r = (ssize_t)n;
@@ -1026,14 +1023,12 @@ static int pump_response(struct moat_client *c, struct moat_txn *t, struct moat_
 			}
 			if (ev == MOAT_CHUNKED_DATA) {
 				if (t->out_chunked) {
-					v[nv].iov_base = hdr;
-					v[nv++].iov_len = (size_t)chunk_header(hdr, dlen);
-				}
-				v[nv].iov_base = (char *)in + off;
-				v[nv++].iov_len = dlen;
-				if (t->out_chunked) {
-					v[nv].iov_base = "\r\n";
-					v[nv++].iov_len = 2;
+					chunk_iov(v, hdr, in + off, dlen);
+					nv = 3;
+				} else {
+					v[0].iov_base = (char *)in + off;
+					v[0].iov_len = dlen;
+					nv = 1;
 				}
 				t->bytes_out += dlen;
 			} else if (ev == MOAT_CHUNKED_TRAILER) {
