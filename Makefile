@@ -22,8 +22,13 @@ LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lyaml) -pthre
 
 SRC      := $(shell find src -name '*.c' | sort)
 LIBSRC   := $(filter-out src/main.c,$(SRC))
-OBJ      := $(SRC:%.c=$(BUILD)/obj/%.o)
-LIBOBJ   := $(LIBSRC:%.c=$(BUILD)/obj/%.o)
+# Static files served by moat (the admin dashboard) are compiled in:
+# src/proxy/dashboard.html -> $(BUILD)/gen/dashboard_html.c defining
+# moat_dashboard_html[] and moat_dashboard_html_len.
+ASSETS   := $(shell find src -name '*.html' | sort)
+GENSRC   := $(foreach a,$(ASSETS),$(BUILD)/gen/$(basename $(notdir $(a)))_html.c)
+OBJ      := $(SRC:%.c=$(BUILD)/obj/%.o) $(GENSRC:%.c=%.o)
+LIBOBJ   := $(LIBSRC:%.c=$(BUILD)/obj/%.o) $(GENSRC:%.c=%.o)
 UNITSRC  := $(shell find tests/unit -name '*_test.c' 2>/dev/null | sort)
 UNITBIN  := $(UNITSRC:tests/unit/%.c=$(BUILD)/unit/%)
 FUZZSRC  := $(wildcard fuzz/*_fuzz.c)
@@ -40,6 +45,13 @@ $(BUILD)/moat: $(OBJ)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/gen/%_html.c: $(ASSETS) scripts/embed.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed.sh $(filter %/$*.html,$(ASSETS)) moat_$*_html > $@
+
+$(BUILD)/gen/%_html.o: $(BUILD)/gen/%_html.c
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/libmoat.a: $(LIBOBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -78,9 +90,9 @@ asan: asan-build
 # libFuzzer targets (clang). fuzz-short runs each for a few seconds (part of
 # `make test`); fuzz-long for FUZZ_SECONDS each.
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc -D_GNU_SOURCE -std=c11
-$(BUILD)/fuzz/%: fuzz/%.c $(LIBSRC)
+$(BUILD)/fuzz/%: fuzz/%.c $(LIBSRC) $(GENSRC)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(LIBSRC) $(LDLIBS)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(LIBSRC) $(GENSRC) $(LDLIBS)
 
 fuzz: $(FUZZBIN)
 
