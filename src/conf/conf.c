@@ -211,6 +211,10 @@ void moat_conf_free(struct moat_conf *c)
 	free(c->routes);
 	free(c->trusted_proxies);
 	free_strings(c->hide_headers, c->nhide_headers);
+	free(c->admin.addr.text);
+	free(c->admin.unix_path);
+	free(c->admin.token);
+	free(c->admin.allow);
 	free(c->error_log);
 	free(c->access_log);
 	free(c->file);
@@ -560,6 +564,26 @@ static void print_upstream(const struct moat_conf_upstream *u, FILE *out)
 	put_ms(out, "    ", "resolve_interval", u->resolve_interval_ms);
 }
 
+/* The admin section, only when enabled: its presence is what turns it on. */
+static void print_admin(const struct moat_conf_admin *a, FILE *out)
+{
+	char b[64];
+	size_t i;
+
+	if (!a->enabled)
+		return;
+	fprintf(out, "admin:\n");
+	put_key_string(out, "  ", "listen", a->addr.text ? a->addr.text : "");
+	if (a->token != NULL)
+		put_key_string(out, "  ", "token", a->token);
+	fprintf(out, "  allow: [");
+	for (i = 0; i < a->nallow; i++) {
+		moat_conf_format_cidr(&a->allow[i], b, sizeof b);
+		fprintf(out, "%s\"%s\"", i ? ", " : "", b);
+	}
+	fprintf(out, "]\n");
+}
+
 int moat_conf_print(const struct moat_conf *c, FILE *out)
 {
 	static const char *const levels[] = { "error", "warn", "info", "debug" };
@@ -649,6 +673,7 @@ int moat_conf_print(const struct moat_conf *c, FILE *out)
 			put_list(out, r->strip_headers, r->nstrip_headers, 0);
 		}
 	}
+	print_admin(&c->admin, out);
 	if (fflush(out) != 0 || ferror(out))
 		return -EIO;
 	return 0;
@@ -739,6 +764,31 @@ static int route_eq(const struct moat_conf_route *a, const struct moat_conf_rout
 	       strings_eq(a->strip_headers, a->nstrip_headers, b->strip_headers, b->nstrip_headers);
 }
 
+static int cidrs_eq(const struct moat_conf_cidr *a, size_t na, const struct moat_conf_cidr *b, size_t nb)
+{
+	size_t i;
+
+	if (na != nb)
+		return 0;
+	for (i = 0; i < na; i++)
+		if (a[i].family != b[i].family || a[i].prefix != b[i].prefix ||
+		    memcmp(a[i].addr, b[i].addr, sizeof a[i].addr) != 0)
+			return 0;
+	return 1;
+}
+
+static int admin_eq(const struct moat_conf_admin *a, const struct moat_conf_admin *b)
+{
+	if (a->enabled != b->enabled)
+		return 0;
+	if (!a->enabled)
+		return 1;
+	if (!str_eq(a->unix_path, b->unix_path) || !str_eq(a->addr.text, b->addr.text) ||
+	    !str_eq(a->token, b->token) || !cidrs_eq(a->allow, a->nallow, b->allow, b->nallow))
+		return 0;
+	return a->unix_path != NULL || moat_conf_addr_equal(&a->addr, &b->addr);
+}
+
 int moat_conf_equal(const struct moat_conf *a, const struct moat_conf *b)
 {
 	const struct moat_conf_timeouts *ta = &a->timeouts, *tb = &b->timeouts;
@@ -776,5 +826,7 @@ int moat_conf_equal(const struct moat_conf *a, const struct moat_conf *b)
 		    a->trusted_proxies[i].prefix != b->trusted_proxies[i].prefix ||
 		    memcmp(a->trusted_proxies[i].addr, b->trusted_proxies[i].addr, 16) != 0)
 			return 0;
+	if (!admin_eq(&a->admin, &b->admin))
+		return 0;
 	return 1;
 }

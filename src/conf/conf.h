@@ -258,6 +258,14 @@ struct moat_conf *moat_conf_from_proxy_args(const char *from, const char *const 
 					    unsigned workers, struct moat_conf_errors *err);
 
 /*
+ * Enables the admin listener of `c` on `listen` (`moat proxy ... --admin
+ * ADDR`): "127.0.0.1:9901", "[::1]:9901" or "unix:/path". Returns 0, or -1
+ * with one "--admin: ..." line in `err` (bad address, or the address of a
+ * traffic listener). Control thread.
+ */
+int moat_conf_set_admin(struct moat_conf *c, const char *listen, struct moat_conf_errors *err);
+
+/*
  * Writes the effective configuration `c` (every default filled in) to `out`
  * as YAML that moat_conf_load_buffer loads back into a snapshot equal to `c`
  * by moat_conf_equal (host names of servers are resolved again). Powers

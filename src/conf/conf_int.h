@@ -7,6 +7,7 @@
  *   conf_schema.c  the keys of every section and their checks; the load
  *   conf_upstream.c  the "upstreams" section: servers, balancing, health,
  *                  outlier ejection, retries, queueing
+ *   conf_admin.c   the "admin" section and --admin
  *   conf_values.c  the scalar parsers: durations, sizes, CIDRs, listen and
  *                  server addresses, names; and their formatting back
  */
@@ -125,5 +126,19 @@ int moat_conf_addr_equal(const struct moat_conf_addr *a, const struct moat_conf_
 
 /* Parses a decimal integer of digits only (no sign, no spaces); returns 0 or -1. Pure. */
 int moat_conf_parse_uint(const char *s, uint64_t *out);
+
+/*
+ * Parses an admin listen address (conf_admin.c): a listen address as
+ * above, or "unix:PATH" (a path of at most 107 bytes, no control
+ * characters). Replaces a->addr (text "unix:PATH" for a unix socket, ss
+ * unused) and a->unix_path; failure as for moat_conf_parse_listen.
+ */
+int moat_conf_admin_parse_listen(const char *s, struct moat_conf_admin *a, char *why, size_t whylen);
+
+/* The index of the listener whose address the admin listener of `c` would
+ * take (same address, or the same port with a wildcard address on either
+ * side), or -1. Pure. */
+long moat_conf_admin_conflict(const struct moat_conf *c);
+
 
 #endif

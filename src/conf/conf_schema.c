@@ -446,7 +446,8 @@ static void set_routes(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
 }
 
 /* The top level. */
-enum { TOP_WORKERS, TOP_LOG, TOP_LIMITS, TOP_TIMEOUTS, TOP_PROXY, TOP_LISTENERS, TOP_UPSTREAMS, TOP_ROUTES };
+enum { TOP_WORKERS, TOP_LOG, TOP_LIMITS, TOP_TIMEOUTS, TOP_PROXY, TOP_LISTENERS, TOP_UPSTREAMS, TOP_ROUTES,
+       TOP_ADMIN };
 
 static const struct moat_conf_key top_keys[] = {
 	[TOP_WORKERS] = { "workers", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_workers, NULL, 0 },
@@ -458,6 +459,7 @@ static const struct moat_conf_key top_keys[] = {
 	[TOP_LISTENERS] = { "listeners", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_listeners, NULL, 0 },
 	[TOP_UPSTREAMS] = { "upstreams", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_schema_upstreams, NULL, 0 },
 	[TOP_ROUTES] = { "routes", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_routes, NULL, 0 },
+	[TOP_ADMIN] = { "admin", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_schema_admin, NULL, 0 },
 };
 
 static int upstream_cmp(const void *a, const void *b)
@@ -534,6 +536,7 @@ static void walk_root(struct moat_conf_loader *ld, yaml_node_t *root)
 						"missing required key \"%s\" at the top level",
 						top_keys[required[i]].key);
 	resolve_routes(ld);
+	moat_conf_schema_admin_check(ld);
 }
 
 struct moat_conf *moat_conf_load_buffer(const char *name, const char *data, size_t len,

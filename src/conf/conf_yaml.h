@@ -205,4 +205,10 @@ void moat_conf_yaml_set_string(struct moat_conf_loader *ld, yaml_node_t *at, cha
 /* The "upstreams" mapping, into the snapshot `obj` (conf_upstream.c). */
 void moat_conf_schema_upstreams(struct moat_conf_loader *ld, yaml_node_t *val, void *obj);
 
+/* The "admin" mapping, into the snapshot `obj` (conf_admin.c). */
+void moat_conf_schema_admin(struct moat_conf_loader *ld, yaml_node_t *val, void *obj);
+
+/* After the walk: reports an admin listener on a traffic listener's address. */
+void moat_conf_schema_admin_check(struct moat_conf_loader *ld);
+
 #endif
