@@ -5,7 +5,7 @@
  *   moat [-c FILE]                 run with a YAML config (default moat.yaml)
  *   moat -t [-c FILE]              validate the config and exit
  *   moat --print-config [-c FILE]  print the effective config
- *   moat proxy --from ADDR --to URL [--to URL ...] [--workers N]
+ *   moat proxy --from ADDR --to URL [--to URL ...] [--workers N] [--admin ADDR]
  *
  * Signals: SIGHUP reloads, SIGTERM and SIGINT stop gracefully, SIGUSR1
  * reopens the log files.
@@ -20,6 +20,7 @@
 
 #include "conf/conf.h"
 #include "core/log.h"
+#include "proxy/admin.h"
 #include "proxy/proxy.h"
 
 #define MOAT_VERSION "0.1.0"
@@ -31,7 +32,7 @@ static void usage(FILE *f)
 		"usage: moat [-c FILE]                 run with a YAML config (default: moat.yaml)\n"
 		"       moat -t [-c FILE]              validate the config and exit\n"
 		"       moat --print-config [-c FILE]  print the effective config and exit\n"
-		"       moat proxy --from ADDR --to URL [--to URL ...] [--workers N]\n"
+		"       moat proxy --from ADDR --to URL [--to URL ...] [--workers N] [--admin ADDR]\n"
 		"       moat --version | --help\n"
 		"signals: HUP reload, TERM/INT graceful stop, USR1 reopen logs\n");
 }
@@ -82,6 +83,7 @@ static void raise_nofile(void)
 static int serve(struct moat_conf *conf, const char *path)
 {
 	struct moat_runtime rt;
+	struct moat_admin *admin = NULL;
 	sigset_t set;
 	unsigned n = worker_count(conf);
 	int err, sig;
@@ -103,8 +105,11 @@ static int serve(struct moat_conf *conf, const char *path)
 	memset(&rt, 0, sizeof(rt));
 	rt.path = path;
 	err = moat_runtime_start(&rt, conf, n);
+	if (!err)
+		err = moat_admin_start(&rt, MOAT_VERSION, &admin);
 	if (err) {
 		MOAT_ERR("start failed: %s", strerror(-err));
+		moat_admin_stop(admin);
 		moat_runtime_stop(&rt);
 		moat_alog_shutdown();
 		return 1;
@@ -140,6 +145,7 @@ static int serve(struct moat_conf *conf, const char *path)
 			break;
 		}
 	}
+	moat_admin_stop(admin);
 	moat_runtime_stop(&rt);
 	MOAT_INFO("stopped");
 	moat_alog_shutdown();
@@ -148,7 +154,7 @@ static int serve(struct moat_conf *conf, const char *path)
 
 static int cmd_proxy(int argc, char **argv)
 {
-	const char *from = NULL;
+	const char *from = NULL, *admin = NULL;
 	const char *to[MAX_TO];
 	size_t nto = 0;
 	unsigned workers = 0;
@@ -158,13 +164,16 @@ static int cmd_proxy(int argc, char **argv)
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 
-		if ((strcmp(a, "--from") == 0 || strcmp(a, "--to") == 0 || strcmp(a, "--workers") == 0) &&
+		if ((strcmp(a, "--from") == 0 || strcmp(a, "--to") == 0 || strcmp(a, "--workers") == 0 ||
+		     strcmp(a, "--admin") == 0) &&
 		    i + 1 >= argc) {
 			fprintf(stderr, "moat proxy: %s needs a value\n", a);
 			return 2;
 		}
 		if (strcmp(a, "--from") == 0) {
 			from = argv[++i];
+		} else if (strcmp(a, "--admin") == 0) {
+			admin = argv[++i];
 		} else if (strcmp(a, "--to") == 0) {
 			if (nto == MAX_TO) {
 				fprintf(stderr, "moat proxy: at most %d --to\n", MAX_TO);
@@ -194,6 +203,11 @@ static int cmd_proxy(int argc, char **argv)
 	c = moat_conf_from_proxy_args(from, to, nto, workers, &e);
 	if (!c) {
 		print_errors(&e);
+		return 2;
+	}
+	if (admin && moat_conf_set_admin(c, admin, &e) < 0) {
+		print_errors(&e);
+		moat_conf_free(c);
 		return 2;
 	}
 	moat_conf_errors_free(&e);

@@ -53,6 +53,7 @@ static void pool_unlink(struct moat_bconn *b)
 		b->next->prev = b->prev;
 	b->next = b->prev = NULL;
 	p->nidle--;
+	MOAT_STAT_ADD(b->w->bconns_idle, (uint64_t)-1); /* a gauge: wraps back */
 }
 
 void moat_bconn_set_timer(struct moat_bconn *b, uint64_t deadline)
@@ -160,6 +161,7 @@ void moat_bconn_release(struct moat_bconn *b, int reusable, const struct moat_co
 		b->next->prev = b;
 	p->idle = b;
 	p->nidle++;
+	MOAT_STAT_INC(w->bconns_idle);
 	moat_timer_set(&w->loop.timers, &b->timer, w->loop.now_ms + up->keepalive_timeout_ms);
 }
 

@@ -221,6 +221,8 @@ struct moat_worker {
 	size_t nlisteners;
 	struct moat_client *clients;
 	unsigned nclients;
+	moat_counter bconns_idle;      /* backend conns idle in the pools (a gauge the admin
+				        * thread reads) */
 	struct moat_bpool *pools;
 	struct moat_alog_ring *alog;
 	uint64_t next_id;
