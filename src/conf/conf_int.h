@@ -140,5 +140,4 @@ int moat_conf_admin_parse_listen(const char *s, struct moat_conf_admin *a, char 
  * side), or -1. Pure. */
 long moat_conf_admin_conflict(const struct moat_conf *c);
 
-
 #endif
