@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 int moat_log_level = MOAT_LOGL_INFO;
-static int error_fd = 2;
+static _Atomic int error_fd = 2;
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
 void moat_log_time_iso(char out[32])
@@ -41,24 +41,25 @@ void moat_log_time_clf(char out[32])
 	strftime(out, 32, "%d/%b/%Y:%H:%M:%S +0000", &tm);
 }
 
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Reloads come from the control thread or the admin thread: opens are
+ * serialised. A line written meanwhile goes to the old or the new file. */
 int moat_log_open(const char *path, int level)
 {
-	moat_log_level = level;
-	if (!path) {
-		if (error_fd != 2)
-			close(error_fd);
-		error_fd = 2;
-		return 0;
-	}
-	{
-		int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	int fd = 2, old;
 
+	if (path) {
+		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 		if (fd < 0)
 			return -errno;
-		if (error_fd != 2)
-			close(error_fd);
-		error_fd = fd;
 	}
+	pthread_mutex_lock(&open_lock);
+	moat_log_level = level;
+	old = atomic_exchange(&error_fd, fd);
+	pthread_mutex_unlock(&open_lock);
+	if (old != 2 && old != fd)
+		close(old);
 	return 0;
 }
 
@@ -216,7 +217,7 @@ static void *logger_main(void *arg)
 	return NULL;
 }
 
-int moat_alog_open(const char *dest)
+static int alog_open_locked(const char *dest)
 {
 	int fd = -1, old;
 
@@ -248,6 +249,16 @@ int moat_alog_open(const char *dest)
 	if (old >= 0)
 		close(old);
 	return 0;
+}
+
+int moat_alog_open(const char *dest)
+{
+	int r;
+
+	pthread_mutex_lock(&open_lock);
+	r = alog_open_locked(dest);
+	pthread_mutex_unlock(&open_lock);
+	return r;
 }
 
 void moat_alog_attach(struct moat_alog_ring *r)

@@ -24,7 +24,7 @@
 extern int moat_log_level;
 
 /* Opens the error log: `path` NULL means stderr. Returns 0 or -errno (the
- * previous destination stays). Control thread only. */
+ * previous destination stays). Any thread; opens are serialised. */
 int moat_log_open(const char *path, int level);
 
 void moat_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -40,9 +40,9 @@ void moat_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 
 struct moat_alog_ring;
 
 /* Access log destination: "stdout", a file path (appended), or NULL (off).
- * Starts the logger thread on first use. Returns 0 or -errno. Control
- * thread only; may be called again on reload (the new destination applies
- * to lines written after the switch). */
+ * Starts the logger thread on first use. Returns 0 or -errno. Any thread
+ * (opens are serialised); may be called again on reload (the new
+ * destination applies to lines written after the switch). */
 int moat_alog_open(const char *dest);
 
 /* Creates a ring of `size` bytes (a power of two). */
