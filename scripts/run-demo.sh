@@ -10,5 +10,5 @@ build/demo-backend 127.0.0.1:8081 &
 backend=$!
 trap 'kill $backend 2>/dev/null' EXIT INT TERM
 echo "moat: proxying http://127.0.0.1:8080/ to the demo backend on 127.0.0.1:8081 (Ctrl-C stops)"
-echo "try:  curl -i http://127.0.0.1:8080/"
+echo "try:  curl -i http://127.0.0.1:8080/   (dashboard: http://127.0.0.1:9901/)"
 build/moat -c moat.yaml
