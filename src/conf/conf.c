@@ -215,6 +215,9 @@ void moat_conf_free(struct moat_conf *c)
 	free(c->admin.unix_path);
 	free(c->admin.token);
 	free(c->admin.allow);
+	free(c->user);
+	free(c->group);
+	free(c->pid_file);
 	free(c->error_log);
 	free(c->access_log);
 	free(c->file);
@@ -597,6 +600,12 @@ int moat_conf_print(const struct moat_conf *c, FILE *out)
 		fprintf(out, "workers: auto\n");
 	else
 		fprintf(out, "workers: %u\n", c->workers);
+	if (c->user != NULL)
+		put_key_string(out, "", "user", c->user);
+	if (c->group != NULL)
+		put_key_string(out, "", "group", c->group);
+	if (c->pid_file != NULL)
+		put_key_string(out, "", "pid_file", c->pid_file);
 
 	fprintf(out, "log:\n  level: %s\n", (unsigned)c->log_level < 4 ? levels[c->log_level] : "info");
 	if (c->error_log == NULL)
@@ -796,6 +805,8 @@ int moat_conf_equal(const struct moat_conf *a, const struct moat_conf *b)
 
 	if (a->workers != b->workers || a->log_level != b->log_level || !str_eq(a->error_log, b->error_log) ||
 	    !str_eq(a->access_log, b->access_log) || a->access_format != b->access_format)
+		return 0;
+	if (!str_eq(a->user, b->user) || !str_eq(a->group, b->group) || !str_eq(a->pid_file, b->pid_file))
 		return 0;
 	if (a->limits.request_line_max != b->limits.request_line_max ||
 	    a->limits.header_size_max != b->limits.header_size_max ||

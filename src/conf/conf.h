@@ -293,6 +293,16 @@ int moat_conf_equal(const struct moat_conf *a, const struct moat_conf *b);
  */
 extern int moat_conf_no_resolve;
 
+/*
+ * Warnings about a valid snapshot (`moat -t`): a route that can never
+ * match because an earlier route matches every request it would (same or
+ * broader host, and a path prefix that is a prefix of its own), an
+ * upstream no route uses, a group without a user. Appends one line per
+ * warning, "FILE:LINE:COL: warning: message", to `out` (may be NULL) and
+ * returns how many. Pure (reads `c` only); any thread.
+ */
+int moat_conf_lint(const struct moat_conf *c, struct moat_conf_errors *out);
+
 /* Frees a snapshot and everything it owns. NULL is allowed. */
 void moat_conf_free(struct moat_conf *c);
 

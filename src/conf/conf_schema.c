@@ -10,6 +10,8 @@
  * docs/configuration.md: keep both in step.
  */
 #include <arpa/inet.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +44,49 @@ static void set_workers(struct moat_conf_loader *ld, yaml_node_t *val, void *obj
 		return;
 	}
 	c->workers = (unsigned)n;
+}
+
+/* user, group, pid_file: what the process does at start (src/main.c).
+ * Names are looked up now, so that a typo fails `moat -t` rather than the
+ * start (unless lookups are off: moat_conf_no_resolve, for the fuzzer). */
+
+static void set_user(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	struct moat_conf *c = obj;
+	char got_buf[128];
+	const char *v = moat_conf_yaml_text(ld, val, "a user name like \"www-data\"");
+
+	if (v == NULL)
+		return;
+	if (!moat_conf_no_resolve && getpwnam(v) == NULL) {
+		moat_conf_yaml_error(ld, val, "unknown user %s (not in the user database)", MOAT_CONF_GOT(val));
+		return;
+	}
+	moat_conf_yaml_set_string(ld, val, &c->user, v);
+}
+
+static void set_group(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	struct moat_conf *c = obj;
+	char got_buf[128];
+	const char *v = moat_conf_yaml_text(ld, val, "a group name like \"www-data\"");
+
+	if (v == NULL)
+		return;
+	if (!moat_conf_no_resolve && getgrnam(v) == NULL) {
+		moat_conf_yaml_error(ld, val, "unknown group %s (not in the group database)", MOAT_CONF_GOT(val));
+		return;
+	}
+	moat_conf_yaml_set_string(ld, val, &c->group, v);
+}
+
+static void set_pid_file(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	struct moat_conf *c = obj;
+	const char *v = moat_conf_yaml_text(ld, val, "a file path like \"/run/moat/moat.pid\"");
+
+	if (v != NULL)
+		moat_conf_yaml_set_string(ld, val, &c->pid_file, v);
 }
 
 static void set_log_level(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
@@ -447,7 +492,7 @@ static void set_routes(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
 
 /* The top level. */
 enum { TOP_WORKERS, TOP_LOG, TOP_LIMITS, TOP_TIMEOUTS, TOP_PROXY, TOP_LISTENERS, TOP_UPSTREAMS, TOP_ROUTES,
-       TOP_ADMIN };
+       TOP_ADMIN, TOP_USER, TOP_GROUP, TOP_PID_FILE };
 
 static const struct moat_conf_key top_keys[] = {
 	[TOP_WORKERS] = { "workers", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_workers, NULL, 0 },
@@ -460,6 +505,9 @@ static const struct moat_conf_key top_keys[] = {
 	[TOP_UPSTREAMS] = { "upstreams", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_schema_upstreams, NULL, 0 },
 	[TOP_ROUTES] = { "routes", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_routes, NULL, 0 },
 	[TOP_ADMIN] = { "admin", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_schema_admin, NULL, 0 },
+	[TOP_USER] = { "user", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_user, NULL, 0 },
+	[TOP_GROUP] = { "group", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_group, NULL, 0 },
+	[TOP_PID_FILE] = { "pid_file", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_pid_file, NULL, 0 },
 };
 
 static int upstream_cmp(const void *a, const void *b)

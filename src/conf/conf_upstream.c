@@ -87,6 +87,31 @@ static const struct moat_conf_key server_keys[] = {
 				  MOAT_MAX_SERVER_MAX_CONNECTIONS, NULL, NULL, 0 },
 };
 
+/* The runtime keeps a server's state (requests in flight, health,
+ * ejection, slow start) by its address, so two entries with one address
+ * would share it and count twice: an error. Raise the weight instead. */
+static void check_duplicate_servers(struct moat_conf_loader *ld, const struct moat_conf_upstream *u)
+{
+	size_t i, j;
+
+	for (i = 1; i < u->nservers && !ld->stop; i++) {
+		const struct moat_conf_server *s = &u->servers[i];
+
+		for (j = 0; s->addr.text != NULL && j < i; j++) {
+			const struct moat_conf_server *t = &u->servers[j];
+
+			if (t->addr.text == NULL || !moat_conf_addr_equal(&s->addr, &t->addr))
+				continue;
+			moat_conf_yaml_error_at(
+			    ld, s->addr.pos,
+			    "%s[%zu]: duplicate server address \"%s\" (servers[%zu] \"%s\" at line %u, column %u has "
+			    "the same address); servers are told apart by address: give one a higher weight instead",
+			    ld->path, i, s->addr.text, j, t->addr.text, t->addr.pos.line, t->addr.pos.col);
+			break;
+		}
+	}
+}
+
 static void set_servers(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
 {
 	struct moat_conf_upstream *u = obj;
@@ -124,6 +149,7 @@ static void set_servers(struct moat_conf_loader *ld, yaml_node_t *val, void *obj
 						  SRV_ADDRESS, "", NULL);
 		moat_conf_yaml_pop(ld, old);
 	}
+	check_duplicate_servers(ld, u);
 }
 
 /* algorithm, hash, sticky ------------------------------------------------------ */

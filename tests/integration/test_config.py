@@ -201,9 +201,10 @@ def test_run_with_bad_config_refuses_to_start(tmp_path, make_moat):
 
 def test_full_example_config_runs(tmp_path, make_backend, make_moat):
     b = make_backend()
+    b2 = make_backend(name=b.name)  # a second address (duplicates are an error), same answers
     text = GOOD.replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:@PORT@") \
                .replace("127.0.0.1:3000, { address: 127.0.0.1:3001, weight: 2 }",
-                        f"{b.addr}, {{ address: {b.addr}, weight: 2 }}")
+                        f"{b.addr}, {{ address: {b2.addr}, weight: 2 }}")
     m = make_moat(text=text)
     with Client(m.port) as c:
         r = c.request("GET", "/api/x", host="www.example.com")

@@ -312,7 +312,7 @@ static void test_unknown_key(void **state)
 		     "t.yaml:2:5: unknown key \"listner\" in listeners[0]; expected one of: listen, backlog");
 	expect_error("worker: 2\n" MINIMAL_TAIL,
 		     "t.yaml:1:1: unknown key \"worker\" at the top level; expected one of: workers, log, limits, "
-		     "timeouts, proxy, listeners, upstreams, routes, admin");
+		     "timeouts, proxy, listeners, upstreams, routes, admin, user, group, pid_file");
 	expect_error(MINIMAL_TAIL "timeouts:\n  keepalive: 1s\n  idle: 2s\n",
 		     "t.yaml:10:3: unknown key \"idle\" in timeouts; expected one of: client_header, client_body, "
 		     "keepalive, client_send, backend_connect, backend_first_byte, backend_idle, drain");
