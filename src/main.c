@@ -8,7 +8,13 @@
  *   moat proxy --from ADDR --to URL [--to URL ...] [--workers N] [--admin ADDR]
  *
  * Signals: SIGHUP reloads, SIGTERM and SIGINT stop gracefully, SIGUSR1
- * reopens the log files.
+ * reopens the log files, SIGUSR2 starts a binary upgrade (proxy/upgrade.h).
+ *
+ * Start-up, in order: logs opened; sockets inherited from a binary upgrade
+ * or systemd taken in; workers started (each binds or adopts its
+ * listeners); leftover inherited sockets closed; pid file written;
+ * privileges dropped (user/group); "ready" logged and sent to systemd;
+ * the old process of an upgrade told to stop. See docs/cli.md.
  */
 #include <errno.h>
 #include <signal.h>
@@ -19,9 +25,12 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "core/daemon.h"
 #include "core/log.h"
+#include "core/sdnotify.h"
 #include "proxy/admin.h"
 #include "proxy/proxy.h"
+#include "proxy/upgrade.h"
 
 #define MOAT_VERSION "0.1.0"
 #define MAX_TO 64
@@ -34,7 +43,7 @@ static void usage(FILE *f)
 		"       moat --print-config [-c FILE]  print the effective config and exit\n"
 		"       moat proxy --from ADDR --to URL [--to URL ...] [--workers N] [--admin ADDR]\n"
 		"       moat --version | --help\n"
-		"signals: HUP reload, TERM/INT graceful stop, USR1 reopen logs\n");
+		"signals: HUP reload, TERM/INT graceful stop, USR1 reopen logs, USR2 binary upgrade\n");
 }
 
 static void print_errors(struct moat_conf_errors *e)
@@ -80,19 +89,66 @@ static void raise_nofile(void)
 	}
 }
 
+/* What serve() needs besides the config: main's argv, for an upgrade. */
+static char *const *saved_argv;
+
+/* After every worker listens: the steps that need the sockets bound and
+ * come before serving. Returns 0, or -1 when moat must not go on. */
+static int after_start(const struct moat_conf *conf, struct moat_inherit *inh)
+{
+	char why[256];
+	int r;
+
+	moat_inherit_close(inh);
+	if (conf->pid_file) {
+		r = moat_pidfile_write(conf->pid_file, getpid());
+		if (r < 0) {
+			MOAT_ERR("pid_file: cannot write %s: %s", conf->pid_file, strerror(-r));
+			return -1;
+		}
+	}
+	if (conf->user) {
+		/* The pid file stays writable after the drop, for a binary
+		 * upgrade's new process (which runs as the user from the start). */
+		if (conf->pid_file && geteuid() == 0) {
+			r = moat_pidfile_give(conf->pid_file, conf->user, conf->group);
+			if (r < 0)
+				MOAT_WARN("pid_file: cannot give %s to user %s: %s", conf->pid_file, conf->user,
+					  strerror(-r));
+		}
+		r = moat_privs_drop(conf->user, conf->group, why, sizeof(why));
+		if (r < 0) {
+			MOAT_ERR("cannot drop privileges: %s", why);
+			if (conf->pid_file)
+				moat_pidfile_remove(conf->pid_file, getpid());
+			return -1;
+		}
+		if (r == 0)
+			MOAT_INFO("privileges dropped to user %s (uid %u, gid %u)", conf->user, (unsigned)getuid(),
+				  (unsigned)getgid());
+	}
+	return 0;
+}
+
 static int serve(struct moat_conf *conf, const char *path)
 {
 	struct moat_runtime rt;
 	struct moat_admin *admin = NULL;
+	struct moat_inherit inh;
+	struct moat_upgrade up;
 	sigset_t set;
+	siginfo_t si;
 	unsigned n = worker_count(conf);
-	int err, sig;
+	int err, sig, handover = 0;
+	char *pid_file = NULL;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGCHLD);
 	/* Blocked before any thread exists: only this thread takes them. */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
@@ -102,23 +158,57 @@ static int serve(struct moat_conf *conf, const char *path)
 		moat_conf_free(conf);
 		return 1;
 	}
+	if (moat_sd_init() < 0)
+		MOAT_WARN("NOTIFY_SOCKET is neither an absolute path nor an abstract name; not notifying");
+	moat_inherit_load(&inh);
+	if (moat_upgrade_init(&up, saved_argv) < 0)
+		MOAT_WARN("the binary's path is unknown: binary upgrades (SIGUSR2) will be refused");
+	if (conf->user) {
+		char why[256];
+
+		if (moat_privs_check(conf->user, conf->group, why, sizeof(why)) < 0) {
+			MOAT_ERR("%s", why);
+			moat_inherit_close(&inh);
+			moat_conf_free(conf);
+			moat_alog_shutdown();
+			return 1;
+		}
+	}
 	memset(&rt, 0, sizeof(rt));
 	rt.path = path;
+	rt.inherit = &inh;
 	err = moat_runtime_start(&rt, conf, n);
 	if (!err)
 		err = moat_admin_start(&rt, MOAT_VERSION, &admin);
+	if (!err && after_start(conf, &inh) < 0)
+		err = -EPERM;
 	if (err) {
-		MOAT_ERR("start failed: %s", strerror(-err));
+		if (err != -EPERM)
+			MOAT_ERR("start failed: %s", strerror(-err));
+		if (inh.parent)
+			MOAT_ERR("upgrade: this new process gives up; the old one (pid %d) keeps serving",
+				 (int)inh.parent);
+		atomic_store(&rt.leave_queues, 1);
 		moat_admin_stop(admin);
 		moat_runtime_stop(&rt);
+		moat_inherit_close(&inh);
 		moat_alog_shutdown();
 		return 1;
 	}
+	if (conf->pid_file)
+		pid_file = strdup(conf->pid_file);
 	MOAT_INFO("moat %s ready: %u workers, %zu listeners, pid %d", MOAT_VERSION, n,
 		  conf->nlisteners, (int)getpid());
+	/* MAINPID too: after a binary upgrade this process is the service's
+	 * main one (the unit needs NotifyAccess=all for systemd to take it). */
+	err = moat_sd_notifyf("MAINPID=%d\nREADY=1\nSTATUS=serving", (int)getpid());
+	if (err < 0)
+		MOAT_WARN("cannot notify systemd (NOTIFY_SOCKET): %s", strerror(-err));
+	moat_upgrade_takeover(inh.parent);
 
 	for (;;) {
-		if (sigwait(&set, &sig) != 0)
+		sig = sigwaitinfo(&set, &si);
+		if (sig < 0)
 			continue;
 		if (sig == SIGHUP) {
 			char *why = NULL;
@@ -140,14 +230,35 @@ static int serve(struct moat_conf *conf, const char *path)
 			}
 			pthread_mutex_unlock(&rt.lock);
 			MOAT_INFO("logs reopened");
+		} else if (sig == SIGUSR2) {
+			MOAT_INFO("upgrade: SIGUSR2 received");
+			moat_upgrade_start(&up, &rt.lfds);
+		} else if (sig == SIGCHLD) {
+			moat_upgrade_reap(&up);
+		} else if (up.child > 0 && si.si_pid == up.child && sig == SIGTERM) {
+			/* The new process is ready and holds every socket. */
+			handover = 1;
+			MOAT_INFO("upgrade: the new process (pid %d) is ready; stopping, draining connections",
+				  (int)up.child);
+			break;
 		} else {
 			MOAT_INFO("signal %d: stopping, draining connections", sig);
+			moat_sd_notify("STOPPING=1");
 			break;
 		}
 	}
 	moat_admin_stop(admin);
+	if (handover)
+		atomic_store(&rt.leave_queues, 1);
 	moat_runtime_stop(&rt);
-	MOAT_INFO("stopped");
+	if (pid_file) {
+		int r = moat_pidfile_remove(pid_file, getpid());
+
+		if (r < 0)
+			MOAT_WARN("pid_file: cannot remove %s: %s", pid_file, strerror(-r));
+		free(pid_file);
+	}
+	MOAT_INFO("stopped%s", handover ? " (upgraded)" : "");
 	moat_alog_shutdown();
 	return 0;
 }
@@ -221,6 +332,11 @@ int main(int argc, char **argv)
 	struct moat_conf_errors e = { 0 };
 	struct moat_conf *c;
 
+	if (moat_std_fds_open() < 0) {
+		/* a closed 0, 1 or 2 would be taken by a socket or a log */
+		return 2;
+	}
+	saved_argv = argv;
 	if (argc > 1 && strcmp(argv[1], "proxy") == 0)
 		return cmd_proxy(argc, argv);
 	for (int i = 1; i < argc; i++) {
@@ -257,6 +373,9 @@ int main(int argc, char **argv)
 	}
 	print_errors(&e);
 	if (test) {
+		/* Warnings go to stderr; they do not fail the test. */
+		moat_conf_lint(c, &e);
+		print_errors(&e);
 		printf("configuration OK\n");
 		moat_conf_free(c);
 		return 0;

@@ -30,6 +30,7 @@
 #include "core/stats.h"
 #include "http/chunked.h"
 #include "http/h1_parse.h"
+#include "proxy/upgrade.h"
 #include "upstream/lb.h"
 #include "upstream/state.h"
 
@@ -261,6 +262,14 @@ struct moat_runtime {
 	unsigned nworkers;
 	unsigned started;               /* workers past start-up (under lock) */
 	atomic_int stopping;
+	atomic_int leave_queues;        /* at the stop, listeners close without taking what
+					 * waits in their accept queues: another process holds
+					 * the same sockets and accepts it (a binary upgrade:
+					 * the new process took over, or this one failed to
+					 * start and the old one serves on) */
+	struct moat_lfds lfds;          /* every listening socket, for a binary upgrade */
+	struct moat_inherit *inherit;   /* sockets given at start (binary upgrade, socket
+					 * activation), or NULL; set by the caller before start */
 };
 
 /* runtime.c */

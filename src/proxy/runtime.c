@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/sdnotify.h"
 #include "core/sock.h"
 #include "proxy/proxy.h"
 #include "upstream/health.h"
@@ -72,6 +73,8 @@ int moat_runtime_start(struct moat_runtime *rt, struct moat_conf *conf, unsigned
 	pthread_cond_init(&rt->cond, NULL);
 	rt->started_at = (int64_t)time(NULL);
 	atomic_init(&rt->stopping, 0);
+	atomic_init(&rt->leave_queues, 0);
+	moat_lfds_init(&rt->lfds);
 	rt->reg = moat_srv_registry_new(nworkers);
 	if (!rt->reg)
 		return -ENOMEM;
@@ -102,6 +105,8 @@ int moat_runtime_start(struct moat_runtime *rt, struct moat_conf *conf, unsigned
 	for (unsigned i = 0; i < rt->nworkers && !err; i++)
 		if (rt->workers[i].start_error)
 			err = rt->workers[i].start_error;
+	if (err)
+		atomic_store(&rt->leave_queues, 1);
 	return err;
 }
 
@@ -121,8 +126,13 @@ static int probe_listeners(const struct moat_conf *old, const struct moat_conf *
 			continue;
 		fd = moat_sock_listen((const struct sockaddr *)&l->addr.ss, l->addr.len, 1);
 		if (fd < 0) {
-			snprintf(why, whylen, "%s:%u:%u: cannot listen on %s: %s", c->file ? c->file : "-",
-				 l->addr.pos.line, l->addr.pos.col, l->addr.text, strerror(-fd));
+			/* After the privilege drop a port below 1024 is out of reach. */
+			int dropped = fd == -EACCES && geteuid() != 0 && old->user != NULL;
+
+			snprintf(why, whylen, "%s:%u:%u: cannot listen on %s: %s%s%s%s", c->file ? c->file : "-",
+				 l->addr.pos.line, l->addr.pos.col, l->addr.text, strerror(-fd),
+				 dropped ? " (moat runs as user \"" : "", dropped ? old->user : "",
+				 dropped ? "\" since start: a new privileged port needs a restart)" : "");
 			return fd;
 		}
 		close(fd);
@@ -175,6 +185,37 @@ struct moat_confref *moat_runtime_current(struct moat_runtime *rt)
 	return r;
 }
 
+/* systemd: a reload starts (Type=notify-reload also wants the time). */
+static void sd_reloading(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	moat_sd_notifyf("RELOADING=1\nMONOTONIC_USEC=%llu",
+			(unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000u);
+}
+
+static int str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+/* user, group and pid_file act once, at start: say so when a reload
+ * changes them. */
+static void warn_fixed_at_start(struct moat_runtime *rt, const struct moat_conf *nc)
+{
+	const struct moat_conf *cur;
+
+	pthread_mutex_lock(&rt->lock);
+	cur = rt->current->conf;
+	if (str_differs(cur->user, nc->user) || str_differs(cur->group, nc->group))
+		MOAT_WARN("user/group: a change takes effect at the next start (a binary upgrade keeps the "
+			  "current ids); running as uid %u", (unsigned)geteuid());
+	if (str_differs(cur->pid_file, nc->pid_file))
+		MOAT_WARN("pid_file: a change takes effect at the next start or binary upgrade");
+	pthread_mutex_unlock(&rt->lock);
+}
+
 int64_t moat_runtime_reload_file(struct moat_runtime *rt, char **why)
 {
 	struct moat_conf_errors e = { 0 };
@@ -189,6 +230,7 @@ int64_t moat_runtime_reload_file(struct moat_runtime *rt, char **why)
 	}
 	pthread_mutex_lock(&rt->reload_lock);
 	MOAT_INFO("reloading %s", rt->path);
+	sd_reloading();
 	nc = moat_conf_load_file(rt->path, &e);
 	if (!nc) {
 		char *copy = e.buf ? strdup(e.buf) : strdup("invalid configuration");
@@ -200,12 +242,14 @@ int64_t moat_runtime_reload_file(struct moat_runtime *rt, char **why)
 		free(copy);
 		*why = e.buf ? strdup(e.buf) : strdup("invalid configuration");
 		moat_conf_errors_free(&e);
+		moat_sd_notify("READY=1\nSTATUS=reload refused: invalid configuration");
 		pthread_mutex_unlock(&rt->reload_lock);
 		return -EINVAL;
 	}
 	moat_conf_errors_free(&e);
 	if (nc->workers && nc->workers != rt->nworkers)
 		MOAT_WARN("workers: changing the count needs a restart; keeping %u", rt->nworkers);
+	warn_fixed_at_start(rt, nc);
 	{
 		int le = moat_log_open(nc->error_log, (int)nc->log_level);
 
@@ -219,6 +263,9 @@ int64_t moat_runtime_reload_file(struct moat_runtime *rt, char **why)
 		pthread_mutex_lock(&rt->lock);
 		gen = (int64_t)rt->current->generation;
 		pthread_mutex_unlock(&rt->lock);
+		moat_sd_notifyf("READY=1\nSTATUS=serving, config generation %lld", (long long)gen);
+	} else {
+		moat_sd_notify("READY=1\nSTATUS=reload refused");
 	}
 	pthread_mutex_unlock(&rt->reload_lock);
 	return gen;
@@ -241,4 +288,5 @@ void moat_runtime_stop(struct moat_runtime *rt)
 	rt->workers = NULL;
 	moat_srv_registry_free(rt->reg);
 	rt->reg = NULL;
+	moat_lfds_destroy(&rt->lfds);
 }

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/limits.h"
 #include "core/sock.h"
 #include "proxy/proxy.h"
 
@@ -196,9 +197,18 @@ void moat_worker_client_gone(struct moat_worker *w)
 static void close_listener(struct moat_worker *w, struct moat_listener *l)
 {
 	/* Take what already waits in the accept queue: closing a
-	 * SO_REUSEPORT socket would reset those connections. */
-	if (!w->stopping || w->nclients < w->conf->ref->conf->limits.conns_max)
+	 * SO_REUSEPORT socket would reset those connections. Not when
+	 * another process holds the same socket (binary upgrade): it
+	 * accepts them. */
+	if (!atomic_load(&w->rt->leave_queues) &&
+	    (!w->stopping || w->nclients < w->conf->ref->conf->limits.conns_max))
 		accept_ready(l);
+	/* The socket may outlive this fd (another worker's or process's
+	 * copy), and with it the epoll registration, which would then
+	 * report events for a freed listener: remove it first. */
+	moat_loop_del(&w->loop, &l->ev);
+	/* Out of the upgrade registry before the number can be reused. */
+	moat_lfds_del(&w->rt->lfds, l->ev.fd);
 	close(l->ev.fd);
 	/* An event for it may still wait in this iteration's batch. */
 	l->dead = 1;
@@ -207,81 +217,145 @@ static void close_listener(struct moat_worker *w, struct moat_listener *l)
 	moat_loop_defer(&w->loop, &w->reap);
 }
 
+/* A listener on `fd` (bound or inherited) for `cl`, registered with the
+ * loop and the upgrade registry. Takes the fd (closed on failure). */
+static struct moat_listener *listener_new(struct moat_worker *w, int fd, const struct moat_conf_listener *cl)
+{
+	struct moat_listener *l;
+	int secs = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs));
+	l = calloc(1, sizeof(*l));
+	if (!l) {
+		close(fd);
+		return NULL;
+	}
+	l->w = w;
+	l->ev.fd = fd;
+	l->ev.cb = listener_event;
+	memcpy(&l->addr, &cl->addr.ss, cl->addr.len);
+	l->addrlen = cl->addr.len;
+	if (moat_loop_add(&w->loop, &l->ev, 0) < 0) {
+		close(fd);
+		free(l);
+		return NULL;
+	}
+	if (moat_lfds_add(&w->rt->lfds, fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0)
+		MOAT_WARN("w%u: %s will not be handed over on a binary upgrade (out of memory)", w->id,
+			  cl->addr.text);
+	return l;
+}
+
+/* Appends l to (*v, *n), growing it; 0 or -ENOMEM. */
+static int listeners_push(struct moat_listener ***v, size_t *n, size_t *cap, struct moat_listener *l)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 8;
+		struct moat_listener **nv = realloc(*v, nc * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*cap = nc;
+	}
+	(*v)[(*n)++] = l;
+	return 0;
+}
+
+/* Opens the worker's sockets for a listener it does not have: those
+ * inherited for its address (a binary upgrade's, or systemd's), else a new
+ * SO_REUSEPORT socket. Returns 0 or -errno. */
+static int open_listener(struct moat_worker *w, const struct moat_conf_listener *cl, struct moat_listener ***v,
+			 size_t *n, size_t *cap)
+{
+	int fds[MOAT_MAX_WORKERS];  /* inherited sockets of one address: at most the old process's workers */
+	int k = moat_inherit_take(w->rt->inherit, (const struct sockaddr *)&cl->addr.ss, w->id, w->rt->nworkers, fds,
+				  sizeof(fds) / sizeof(fds[0]));
+	int err = 0;
+
+	if (k < 0)
+		MOAT_ERR("w%u: cannot take the inherited sockets of %s: %s; binding anew", w->id, cl->addr.text,
+			 strerror(-k));
+	if (k <= 0) {
+		int fd = moat_sock_listen((const struct sockaddr *)&cl->addr.ss, cl->addr.len, (int)cl->backlog);
+
+		if (fd < 0) {
+			MOAT_ERR("w%u: cannot listen on %s: %s", w->id, cl->addr.text, strerror(-fd));
+			return fd;
+		}
+		fds[0] = fd;
+		k = 1;
+	} else {
+		MOAT_DEBUG("w%u: %s: adopted %d inherited socket%s", w->id, cl->addr.text, k, k > 1 ? "s" : "");
+	}
+	for (int i = 0; i < k; i++) {
+		struct moat_listener *l;
+
+		if (err) {
+			close(fds[i]);
+			continue;
+		}
+		/* The new config's backlog applies to an inherited socket too. */
+		listen(fds[i], (int)cl->backlog);
+		l = listener_new(w, fds[i], cl);
+		if (!l) {
+			err = -ENOMEM;
+		} else if (listeners_push(v, n, cap, l) < 0) {
+			moat_loop_del(&w->loop, &l->ev);
+			moat_lfds_del(&w->rt->lfds, l->ev.fd);
+			close(l->ev.fd);
+			free(l);
+			err = -ENOMEM;
+		}
+	}
+	if (err)
+		MOAT_ERR("w%u: cannot listen on %s: %s", w->id, cl->addr.text, strerror(-err));
+	return err;
+}
+
 /* Brings the worker's listeners in line with its current config: keeps
- * sockets whose address stays, opens new ones, closes the rest. Returns 0
- * or the first -errno. */
+ * sockets whose address stays (all of them: after a binary upgrade a
+ * worker may hold several per address), opens the missing ones, closes
+ * the rest. Returns 0 or the first -errno. */
 static int sync_listeners(struct moat_worker *w)
 {
 	const struct moat_conf *c = w->conf->ref->conf;
-	struct moat_listener **nl = calloc(c->nlisteners ? c->nlisteners : 1, sizeof(*nl));
+	struct moat_listener **nl = NULL;
+	size_t n = 0, cap = 0;
 	int err = 0;
 
-	if (!nl)
-		return -ENOMEM;
 	for (size_t i = 0; i < w->nlisteners; i++)
 		w->listeners[i]->keep = 0;
 	for (size_t i = 0; i < c->nlisteners; i++) {
 		const struct moat_conf_listener *cl = &c->listeners[i];
-		struct moat_listener *l = NULL;
+		size_t found = 0;
+		int e;
 
 		for (size_t j = 0; j < w->nlisteners; j++) {
-			if (!w->listeners[j]->keep &&
-			    moat_sock_addr_eq((const struct sockaddr *)&w->listeners[j]->addr,
-					      (const struct sockaddr *)&cl->addr.ss)) {
-				l = w->listeners[j];
-				break;
-			}
-		}
-		if (!l) {
-			int fd = moat_sock_listen((const struct sockaddr *)&cl->addr.ss, cl->addr.len,
-						  (int)cl->backlog);
+			struct moat_listener *l = w->listeners[j];
 
-			if (fd < 0) {
-				MOAT_ERR("w%u: cannot listen on %s: %s", w->id, cl->addr.text, strerror(-fd));
-				if (!err)
-					err = fd;
+			if (l->keep || !moat_sock_addr_eq((const struct sockaddr *)&l->addr,
+							  (const struct sockaddr *)&cl->addr.ss))
 				continue;
+			if (listeners_push(&nl, &n, &cap, l) < 0) {
+				err = err ? err : -ENOMEM;
+				continue; /* closed below with the others not kept */
 			}
-			{
-				int secs = 1;
-
-				setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs));
-			}
-			l = calloc(1, sizeof(*l));
-			if (!l) {
-				close(fd);
-				err = -ENOMEM;
-				continue;
-			}
-			l->w = w;
-			l->ev.fd = fd;
-			l->ev.cb = listener_event;
-			memcpy(&l->addr, &cl->addr.ss, cl->addr.len);
-			l->addrlen = cl->addr.len;
-			if (moat_loop_add(&w->loop, &l->ev, 0) < 0) {
-				close(fd);
-				free(l);
-				err = -EIO;
-				continue;
-			}
+			l->keep = 1;
+			found++;
 		}
-		l->keep = 1;
-		nl[i] = l;
+		if (found)
+			continue;
+		e = open_listener(w, cl, &nl, &n, &cap);
+		if (e && !err)
+			err = e;
 	}
 	for (size_t j = 0; j < w->nlisteners; j++)
 		if (!w->listeners[j]->keep)
 			close_listener(w, w->listeners[j]);
 	free(w->listeners);
-	/* Compact (a failed bind leaves a hole). */
-	{
-		size_t n = 0;
-
-		for (size_t i = 0; i < c->nlisteners; i++)
-			if (nl[i])
-				nl[n++] = nl[i];
-		w->listeners = nl;
-		w->nlisteners = n;
-	}
+	w->listeners = nl;
+	w->nlisteners = n;
 	return err;
 }
 
@@ -370,10 +444,13 @@ static void begin_stop(struct moat_worker *w)
 
 	if (w->stopping)
 		return;
-	w->stopping = 1;
+	/* Listeners first, before `stopping` is set: the conns taken from
+	 * their queues are then read and served (a stopping worker closes a
+	 * conn that has nothing read yet). */
 	for (size_t i = 0; i < w->nlisteners; i++)
 		close_listener(w, w->listeners[i]);
 	w->nlisteners = 0;
+	w->stopping = 1;
 	for (c = w->clients; c; c = next) {
 		next = c->next;
 		moat_client_stop_idle(c);
@@ -435,6 +512,7 @@ static void worker_cleanup(struct moat_worker *w)
 	}
 	reap(&w->reap);
 	for (size_t i = 0; i < w->nlisteners; i++) {
+		moat_lfds_del(&w->rt->lfds, w->listeners[i]->ev.fd);
 		close(w->listeners[i]->ev.fd);
 		free(w->listeners[i]);
 	}
