@@ -1,7 +1,8 @@
 # moat - build, run and test.
 #
 #   make run      install what is missing, build, start moat on moat.yaml
-#   make test     install, build, run every test (unit, integration, ASan+UBSan, short fuzz)
+#   make test     install, build, lint (cppcheck, layering), run every test
+#                 (unit, integration, ASan+UBSan, short fuzz)
 #   make          build build/moat
 #
 # Sources are discovered: every src/**/*.c is part of the binary; every
@@ -113,7 +114,7 @@ lint:
 
 test: deps
 	$(MAKE) all
-	$(MAKE) check-layers
+	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) asan
