@@ -1237,13 +1237,15 @@ int moat_txn_run(struct moat_client *c)
 			return -1;
 		progress |= r;
 		if (!t->resp_started) {
-			if (moat_buf_len(&b->in) == 0) {
-				n = moat_io_read(b->ev.fd, &b->io, &b->in);
-				if (n < 0) {
-					backend_failed(c, 502);
-					return 1;
-				}
+			/* Read whatever came, also when part of a head (or an
+			 * interim response) is already here: a head split over
+			 * several reads must not wait for the next event. */
+			n = moat_io_read(b->ev.fd, &b->io, &b->in);
+			if (n < 0) {
+				backend_failed(c, 502);
+				return 1;
 			}
+			progress |= n > 0;
 			r = parse_response_head(c, t, b);
 			if (r < 0)
 				return 1;
