@@ -16,7 +16,12 @@
  * budget), consecutive failures and ejections.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 #include <string.h>
 #include <strings.h>
 
@@ -38,10 +43,28 @@ static uint64_t xorshift(uint64_t *s)
 	return x;
 }
 
+static uint64_t sticky_secret;
+static pthread_once_t sticky_once = PTHREAD_ONCE_INIT;
+
+static void sticky_init(void)
+{
+	if (getrandom(&sticky_secret, sizeof(sticky_secret), 0) != (ssize_t)sizeof(sticky_secret))
+		sticky_secret = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
+}
+
+/* A secret drawn once per process (so sticky cookies re-balance after a
+ * restart, not after a reload). */
+static uint64_t sticky_key(void)
+{
+	pthread_once(&sticky_once, sticky_init);
+	return sticky_secret;
+}
+
 int moat_wup_init(struct moat_wup *wu, const struct moat_conf_upstream *up)
 {
 	size_t n = up->nservers;
 	unsigned *w = calloc(n ? n : 1, sizeof(*w));
+	uint64_t *ids = calloc(n ? n : 1, sizeof(*ids));
 
 	memset(wu, 0, sizeof(*wu));
 	wu->n = n;
@@ -50,18 +73,26 @@ int moat_wup_init(struct moat_wup *wu, const struct moat_conf_upstream *up)
 	wu->active = calloc(n ? n : 1, sizeof(*wu->active));
 	wu->latency = calloc(n ? n : 1, sizeof(*wu->latency));
 	wu->sticky_id = calloc(n ? n : 1, sizeof(*wu->sticky_id));
-	if (!w || !wu->weight || !wu->active || !wu->latency || !wu->sticky_id) {
+	if (!w || !ids || !wu->weight || !wu->active || !wu->latency || !wu->sticky_id) {
 		free(w);
+		free(ids);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++) {
+		const char *a = up->servers[i].addr.text;
+		char keyed[300];
+		int kl = snprintf(keyed, sizeof(keyed), "%016llx%s", (unsigned long long)sticky_key(), a);
+
 		w[i] = (up->servers[i].weight ? up->servers[i].weight : 1) * WEIGHT_SCALE;
-		wu->sticky_id[i] = moat_lb_hash_bytes(up->servers[i].addr.text,
-						      strlen(up->servers[i].addr.text)) & 0xffffffffffffull;
+		ids[i] = moat_lb_hash_bytes(a, strlen(a));
+		/* The cookie's id is keyed with a per-process secret: it cannot
+		 * be computed back from the address. */
+		wu->sticky_id[i] = moat_lb_hash_bytes(keyed, kl > 0 ? (size_t)kl : 0) & 0xffffffffffffull;
 	}
 	/* Servers are known to the algorithms by their address as written,
 	 * so a reload that adds or removes one moves only its share. */
-	wu->lb = wu->ops->create(w, wu->sticky_id, n);
+	wu->lb = wu->ops->create(w, ids, n);
+	free(ids);
 	free(w);
 	wu->rand = (uint64_t)(uintptr_t)wu ^ 0x9e3779b97f4a7c15ull;
 	return wu->lb ? 0 : -ENOMEM;

@@ -20,7 +20,17 @@
 struct out {
 	struct moat_buf *b;
 	int err;
+	size_t len0;                /* the buffer's length before this head */
 };
+
+/* On error nothing of the head stays in the buffer: a cut head must never
+ * reach the wire. */
+static int done(struct out *o)
+{
+	if (o->err)
+		o->b->end = o->b->start + o->len0;
+	return o->err;
+}
 
 static void put(struct out *o, const char *p, size_t n)
 {
@@ -158,7 +168,7 @@ static const struct moat_h1_header *find(const struct moat_h1_head *h, const cha
 int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
 			  const struct moat_fwd_req *f)
 {
-	struct out o = { b, 0 };
+	struct out o = { b, 0, moat_buf_len(b) };
 	int nt = connection_lists_fields(h);
 	const struct moat_h1_header *up = NULL;
 	const char *xhost = f->client_host ? f->client_host :
@@ -312,7 +322,7 @@ int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
 			PUTS(&o, "\"");
 	}
 	PUTS(&o, ";proto=http\r\n\r\n");
-	return o.err;
+	return done(&o);
 }
 
 static const char *const reason_default = "Unknown";
@@ -320,7 +330,7 @@ static const char *const reason_default = "Unknown";
 int moat_fwd_response_head(struct moat_buf *b, const struct moat_h1_head *h,
 			   const struct moat_fwd_resp *f)
 {
-	struct out o = { b, 0 };
+	struct out o = { b, 0, moat_buf_len(b) };
 	int nt = connection_lists_fields(h);
 	char line[32];
 	int n;
@@ -382,5 +392,5 @@ int moat_fwd_response_head(struct moat_buf *b, const struct moat_h1_head *h,
 			PUTS(&o, "Connection: keep-alive\r\n");
 	}
 	PUTS(&o, "\r\n");
-	return o.err;
+	return done(&o);
 }

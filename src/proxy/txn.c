@@ -29,6 +29,7 @@
 #include "proxy/io.h"
 #include "proxy/proxy.h"
 #include "proxy/route.h"
+#include "http/path.h"
 
 #define OUT_LOW           (64u * 1024u)        /* pump into a queue only below this */
 #define MAX_TRIES_EXTRA   1u                   /* retries beyond one per server */
@@ -299,9 +300,11 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 		      (h->framing == MOAT_H1_BODY_LENGTH && h->content_length == 0);
 	/* Upgrades are tunnelled, except h2c: HTTP/2 is moat's to speak,
 	 * not to pass through (its HTTP2-Settings is hop-by-hop). */
-	t->upgrade = (h->flags & MOAT_H1_F_UPGRADE) && (h->flags & MOAT_H1_F_CONN_UPGRADE) &&
-		     !upgrade_is_h2c(h);
-	t->expect = (h->flags & MOAT_H1_F_EXPECT_100) && !t->req_done;
+	t->upgrade = h->minor_version == 1 && (h->flags & MOAT_H1_F_UPGRADE) &&
+		     (h->flags & MOAT_H1_F_CONN_UPGRADE) && !upgrade_is_h2c(h);
+	/* HTTP/1.0 clients get no 1xx: the expectation is ignored (RFC 9110
+	 * 10.1.1). */
+	t->expect = h->minor_version == 1 && (h->flags & MOAT_H1_F_EXPECT_100) && !t->req_done;
 	t->start_us = now_us();
 	if (moat_alog_enabled())
 		capture_log(t, h);
@@ -320,7 +323,27 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 		moat_txn_error(c, 400);
 		return;
 	}
-	t->route = moat_route_match(conf, host, host_len, path, path_len);
+	/* Route on the normalised path: "/public/../admin" is /admin. The
+	 * raw target is what the backend gets. */
+	if (path_len && path[0] == '/') {
+		char small[2048], *np = path_len < sizeof(small) ? small : malloc(path_len + 1);
+		int nl = np ? moat_path_normalize(path, path_len, np) : MOAT_PATH_EBAD;
+
+		if (nl < 0) {
+			if (np != small)
+				free(np);
+			moat_buf_consume(&c->in, headlen);
+			t->keepalive = 0;
+			moat_client_log_refusal(c, 400, "path escapes the root or has a bad %-escape");
+			moat_txn_error(c, 400);
+			return;
+		}
+		t->route = moat_route_match(conf, host, host_len, np, (size_t)nl);
+		if (np != small)
+			free(np);
+	} else {
+		t->route = moat_route_match(conf, host, host_len, path, path_len);
+	}
 	if (!t->route) {
 		moat_buf_consume(&c->in, headlen);
 		moat_txn_error(c, 404);
@@ -818,6 +841,10 @@ static int parse_response_head(struct moat_client *c, struct moat_txn *t, struct
 		}
 		return 0;
 	}
+	/* Interim answers queue for the client like any bytes: while the
+	 * client is not reading, no more heads are taken from the backend. */
+	if (moat_buf_len(&c->out) >= OUT_LOW)
+		return 0;
 	t->got_byte = 1;
 	memset(&h, 0, sizeof(h));
 	h.headers = w->hdrs;
@@ -846,7 +873,12 @@ static int parse_response_head(struct moat_client *c, struct moat_txn *t, struct
 			f.client_minor = 1;
 			f.hide = (const char *const *)conf->hide_headers;
 			f.nhide = conf->nhide_headers;
-			moat_fwd_response_head(&c->out, &h, &f);
+			if (moat_fwd_response_head(&c->out, &h, &f) < 0) {
+				/* A head that does not fit must not go out cut:
+				 * drop the client rather than corrupt its stream. */
+				moat_client_close(c);
+				return -1;
+			}
 		}
 		moat_buf_consume(&b->in, (size_t)rc);
 		return 1;
