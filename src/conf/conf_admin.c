@@ -200,34 +200,9 @@ static void set_admin_token(struct moat_conf_loader *ld, yaml_node_t *val, void 
 
 static void set_admin_allow(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
 {
-	static const char what[] = "an IP address or CIDR block like \"10.0.0.0/8\" or \"::1/128\"";
 	struct moat_conf_admin *a = obj;
-	char got_buf[128];
-	yaml_node_item_t *items;
-	size_t count, i, old;
 
-	items = moat_conf_yaml_list(ld, val, MOAT_CONF_MAX_CIDRS, "CIDR blocks", &count);
-	if (items == NULL || count == 0)
-		return;
-	free(a->allow);
-	a->nallow = 0;
-	a->allow = moat_conf_yaml_alloc(ld, val, count, sizeof *a->allow);
-	if (a->allow == NULL)
-		return;
-	for (i = 0; i < count && !ld->stop; i++) {
-		yaml_node_t *it = moat_conf_yaml_node(ld, items[i]);
-		const char *v;
-
-		if (it == NULL || moat_conf_yaml_over_budget(ld, it))
-			break;
-		old = moat_conf_yaml_push_index(ld, i);
-		v = moat_conf_yaml_scalar(ld, it, what);
-		if (v != NULL && moat_conf_parse_cidr(v, &a->allow[a->nallow]) < 0)
-			moat_conf_yaml_error(ld, it, "expected %s, got %s", what, MOAT_CONF_GOT(it));
-		else if (v != NULL)
-			a->nallow++;
-		moat_conf_yaml_pop(ld, old);
-	}
+	moat_conf_set_cidrs(ld, val, &a->allow, &a->nallow);
 }
 
 enum { ADM_LISTEN, ADM_TOKEN, ADM_ALLOW };

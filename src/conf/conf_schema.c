@@ -177,10 +177,10 @@ static void set_hide_headers(struct moat_conf_loader *ld, yaml_node_t *val, void
 	set_headers(ld, val, &c->hide_headers, &c->nhide_headers);
 }
 
-static void set_trusted_proxies(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+void moat_conf_set_cidrs(struct moat_conf_loader *ld, yaml_node_t *val, struct moat_conf_cidr **list,
+			 size_t *n)
 {
 	static const char what[] = "an IP address or CIDR block like \"10.0.0.0/8\" or \"::1/128\"";
-	struct moat_conf *c = obj;
 	char got_buf[128];
 	yaml_node_item_t *items;
 	size_t count, i, old;
@@ -188,10 +188,10 @@ static void set_trusted_proxies(struct moat_conf_loader *ld, yaml_node_t *val, v
 	items = moat_conf_yaml_list(ld, val, MOAT_CONF_MAX_CIDRS, "CIDR blocks", &count);
 	if (items == NULL || count == 0)
 		return;
-	free(c->trusted_proxies);
-	c->ntrusted_proxies = 0;
-	c->trusted_proxies = moat_conf_yaml_alloc(ld, val, count, sizeof *c->trusted_proxies);
-	if (c->trusted_proxies == NULL)
+	free(*list);
+	*n = 0;
+	*list = moat_conf_yaml_alloc(ld, val, count, sizeof **list);
+	if (*list == NULL)
 		return;
 	for (i = 0; i < count && !ld->stop; i++) {
 		yaml_node_t *it = moat_conf_yaml_node(ld, items[i]);
@@ -201,12 +201,19 @@ static void set_trusted_proxies(struct moat_conf_loader *ld, yaml_node_t *val, v
 			break;
 		old = moat_conf_yaml_push_index(ld, i);
 		v = moat_conf_yaml_scalar(ld, it, what);
-		if (v != NULL && moat_conf_parse_cidr(v, &c->trusted_proxies[c->ntrusted_proxies]) < 0)
+		if (v != NULL && moat_conf_parse_cidr(v, &(*list)[*n]) < 0)
 			moat_conf_yaml_error(ld, it, "expected %s, got %s", what, MOAT_CONF_GOT(it));
 		else if (v != NULL)
-			c->ntrusted_proxies++;
+			(*n)++;
 		moat_conf_yaml_pop(ld, old);
 	}
+}
+
+static void set_trusted_proxies(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	struct moat_conf *c = obj;
+
+	moat_conf_set_cidrs(ld, val, &c->trusted_proxies, &c->ntrusted_proxies);
 }
 
 static void set_limits(struct moat_conf_loader *ld, yaml_node_t *val, void *obj);

@@ -200,6 +200,12 @@ int moat_conf_yaml_word(struct moat_conf_loader *ld, yaml_node_t *val, const cha
  * on allocation failure reports it at `at` and leaves *field alone. */
 void moat_conf_yaml_set_string(struct moat_conf_loader *ld, yaml_node_t *at, char **field, const char *v);
 
+/* Reads a list of IP addresses / CIDR blocks at `val` into *list (*n
+ * entries), replacing what was there; each bad entry is an error at its
+ * position. Defined in conf_schema.c. */
+void moat_conf_set_cidrs(struct moat_conf_loader *ld, yaml_node_t *val, struct moat_conf_cidr **list,
+			 size_t *n);
+
 /* ---- sections with a file of their own ---- */
 
 /* The "upstreams" mapping, into the snapshot `obj` (conf_upstream.c). */
