@@ -6,6 +6,8 @@
 #   conf      core conf
 #   upstream  core http conf upstream
 #   proxy     core http conf upstream proxy
+#   mod       core http conf upstream proxy mod (policy modules hooked into
+#             the proxy's phases; a module never includes another module)
 # src/main.c may include anything.
 set -u
 cd "$(dirname "$0")/.."
@@ -17,6 +19,7 @@ allowed() {
 	conf) echo "core conf" ;;
 	upstream) echo "core http conf upstream" ;;
 	proxy) echo "core http conf upstream proxy" ;;
+	mod) echo "core http conf upstream proxy mod" ;;
 	*) echo "" ;;
 	esac
 }

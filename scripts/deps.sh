@@ -5,8 +5,8 @@
 set -eu
 
 profile=${1:-test}
-build="gcc make pkg-config libyaml-dev"
-test="$build libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest python3-requests curl chromium chromium-driver python3-selenium cppcheck"
+build="gcc make pkg-config libyaml-dev libmodsecurity-dev modsecurity-crs"
+test="$build libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest python3-requests curl chromium chromium-driver python3-selenium cppcheck slowhttptest"
 bench="$build nginx-light haproxy wrk valgrind strace"
 case "$profile" in
 	build) want=$build ;;
