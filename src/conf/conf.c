@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "conf/conf.h"
+#include "conf/conf_guard.h"
 #include "conf/conf_int.h"
 #include "core/limits.h"
 
@@ -116,6 +117,7 @@ struct moat_conf *moat_conf_new(const char *file)
 	c->timeouts.backend_idle = MOAT_DEFAULT_TIMEOUT_BACKEND_IDLE_MS;
 	c->timeouts.drain = MOAT_DEFAULT_TIMEOUT_DRAIN_MS;
 	c->preserve_host = 1;
+	moat_conf_guard_defaults(c);
 	c->access_log = strdup("stdout");
 	if (c->access_log == NULL || (file != NULL && (c->file = strdup(file)) == NULL))
 		goto fail;
@@ -184,6 +186,7 @@ void moat_conf_free(struct moat_conf *c)
 
 	if (c == NULL)
 		return;
+	moat_conf_guard_free(c);
 	for (i = 0; i < c->nlisteners; i++)
 		free(c->listeners[i].addr.text);
 	free(c->listeners);
@@ -351,6 +354,7 @@ struct moat_conf *moat_conf_from_proxy_args(const char *from, const char *const 
 		goto oom;
 	c->nroutes = 1;
 	c->routes[0].upstream = 0;
+	moat_conf_guard_route_init(&c->routes[0]);
 	if (nerr == 0)
 		return c;
 	moat_conf_free(c);
@@ -619,6 +623,7 @@ int moat_conf_print(const struct moat_conf *c, FILE *out)
 	else
 		put_key_string(out, "  ", "access", c->access_log);
 	fprintf(out, "  format: %s\n", (unsigned)c->access_format < 3 ? formats[c->access_format] : "json");
+	fprintf(out, "  refusal_rate: %u\n", c->refusal_log_rate);
 
 	fprintf(out, "limits:\n");
 	put_size(out, "request_line", c->limits.request_line_max);
@@ -626,6 +631,11 @@ int moat_conf_print(const struct moat_conf *c, FILE *out)
 	fprintf(out, "  header_count: %zu\n", c->limits.header_count_max);
 	put_size(out, "body", c->limits.body_max);
 	fprintf(out, "  connections: %u\n", c->limits.conns_max);
+	fprintf(out, "  connections_per_ip: %u\n", c->limits.conns_per_ip);
+	fprintf(out, "  connections_total: %u\n", c->limits.conns_total);
+	put_size(out, "min_body_rate", c->limits.min_body_rate);
+	put_size(out, "min_send_rate", c->limits.min_send_rate);
+	put_size(out, "rate_limit_keys", c->limits.rate_limit_keys);
 
 	fprintf(out, "timeouts:\n");
 	put_duration(out, "client_header", t->client_header);
@@ -646,12 +656,15 @@ int moat_conf_print(const struct moat_conf *c, FILE *out)
 	fprintf(out, "  hide_headers: ");
 	put_list(out, c->hide_headers, c->nhide_headers, 1);
 	fprintf(out, "  preserve_host: %s\n", c->preserve_host ? "true" : "false");
+	fprintf(out, "  client_ip: %s\n", c->client_ip == MOAT_CLIENT_IP_XFF ? "x-forwarded-for" :
+					      c->client_ip == MOAT_CLIENT_IP_FORWARDED ? "forwarded" : "none");
 
 	fprintf(out, "listeners:\n");
 	for (i = 0; i < c->nlisteners; i++) {
 		put_key_string(out, "  - ", "listen",
 			       c->listeners[i].addr.text ? c->listeners[i].addr.text : "");
 		fprintf(out, "    backlog: %u\n", c->listeners[i].backlog);
+		moat_conf_guard_print_listener(&c->listeners[i], out);
 	}
 
 	fprintf(out, "upstreams:\n");
@@ -681,7 +694,9 @@ int moat_conf_print(const struct moat_conf *c, FILE *out)
 			fprintf(out, "    strip_headers: ");
 			put_list(out, r->strip_headers, r->nstrip_headers, 0);
 		}
+		moat_conf_guard_print_route(r, out);
 	}
+	moat_conf_guard_print(c, out);
 	print_admin(&c->admin, out);
 	if (fflush(out) != 0 || ferror(out))
 		return -EIO;
@@ -839,5 +854,5 @@ int moat_conf_equal(const struct moat_conf *a, const struct moat_conf *b)
 			return 0;
 	if (!admin_eq(&a->admin, &b->admin))
 		return 0;
-	return 1;
+	return moat_conf_guard_equal(a, b);
 }

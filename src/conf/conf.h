@@ -27,6 +27,8 @@ struct moat_conf_pos {
 	unsigned col;
 };
 
+struct moat_cidr_trie; /* core/cidr.h */
+
 /* A resolved socket address plus its text as written. */
 struct moat_conf_addr {
 	struct sockaddr_storage ss;
@@ -129,6 +131,66 @@ struct moat_conf_upstream {
 	uint64_t resolve_interval_ms; /* re-resolve server names; default 30s; 0 = never */
 };
 
+/* An address allow/deny list (listeners and routes). The most specific
+ * (longest) matching block decides; an address no block matches is allowed
+ * unless the list has allow blocks, then it is denied. */
+struct moat_conf_acl {
+	struct moat_conf_cidr *allow, *deny; /* as written in the config */
+	size_t nallow, ndeny;
+	char *allow_file, *deny_file;        /* one CIDR per line, read at load (and at every reload) */
+	size_t nfile_allow, nfile_deny;      /* blocks read from the files */
+	struct moat_cidr_trie *trie;         /* every block: value 1 allow, 0 deny; NULL when the list is empty */
+	int default_deny;                    /* some allow block exists: unmatched addresses are denied */
+};
+
+/* The WAF of a route (ModSecurity v3 with the OWASP CRS). */
+struct moat_conf_waf {
+	int enabled;
+	int detect_only;            /* mode: detect -- log, never block */
+	unsigned paranoia;          /* 1..4, default 1 */
+	unsigned anomaly_threshold; /* default 5 */
+	uint64_t body_limit;        /* request body bytes inspected; default 128 KiB */
+	char *crs;                  /* CRS directory; NULL = Debian's */
+};
+
+/* What a rate limit is keyed by: one or more parts, in order. */
+enum moat_rl_part_kind {
+	MOAT_RL_CLIENT_IP = 0,      /* "client_ip" */
+	MOAT_RL_ROUTE,              /* "route" */
+	MOAT_RL_HEADER,             /* "header:NAME" (lowercased name) */
+	MOAT_RL_COOKIE,             /* "cookie:NAME" */
+};
+
+struct moat_conf_rl_part {
+	enum moat_rl_part_kind kind;
+	char *name;                 /* header or cookie name; NULL otherwise */
+};
+
+/* One named rate-limit policy ("rate_limits:" map). */
+struct moat_conf_ratelimit {
+	char *name;
+	struct moat_conf_pos pos;
+	struct moat_conf_rl_part *key;
+	size_t nkey;
+	uint64_t count;             /* "rate: COUNT/PERIOD" */
+	uint64_t period_ms;         /* 1000, 60000 or 3600000 */
+	uint64_t burst;             /* default 0 */
+	int delay;                  /* delay_after given */
+	uint64_t delay_after;
+	unsigned status;            /* 429 (default) or 503 */
+	unsigned used;              /* set by validation: named by a route */
+};
+
+/* Offense kinds counted towards automatic bans ("bans.on"). */
+enum moat_ban_offense {
+	MOAT_OFFENSE_MALFORMED = 0, /* "malformed": a refused request head or framing */
+	MOAT_OFFENSE_RATE_LIMIT,    /* "rate_limit" */
+	MOAT_OFFENSE_WAF,           /* "waf" */
+	MOAT_OFFENSE_ACL,           /* "acl": refused by a route's deny list */
+	MOAT_OFFENSE_4XX,           /* "4xx": any 4xx answer (moat's or the backend's) */
+	MOAT_OFFENSE_COUNT,
+};
+
 struct moat_conf_route {
 	struct moat_conf_pos pos;
 	char *host;                 /* NULL: any host. Lowercase. "*.example.com" stored as ".example.com" with host_wildcard set */
@@ -138,11 +200,21 @@ struct moat_conf_route {
 	size_t upstream;            /* index into conf->upstreams */
 	char **strip_headers;       /* extra response headers to remove (lowercase) */
 	size_t nstrip_headers;
+	struct moat_conf_acl acl;   /* allow/deny by client address: 403 */
+	int has_body_max;           /* "body:" given: overrides limits.body */
+	uint64_t body_max;          /* 0 = unlimited */
+	char **rate_limit_names;    /* "rate_limit:" as written (a name or a list) */
+	size_t *rate_limits;        /* ... resolved: indexes into conf->rate_limits, in order */
+	size_t nrate_limits;
+	struct moat_conf_pos rate_limit_pos;
+	struct moat_conf_waf waf;
 };
 
 struct moat_conf_listener {
 	struct moat_conf_addr addr;
 	unsigned backlog;           /* default 511 */
+	struct moat_conf_acl acl;   /* allow/deny by peer address: closed at accept */
+	int proxy_protocol;         /* connections start with a PROXY v1/v2 header (trusted peers only) */
 };
 
 enum moat_conf_log_format {
@@ -164,6 +236,30 @@ struct moat_conf_limits {
 	size_t header_count_max;     /* default 100 */
 	uint64_t body_max;           /* default 0 = unlimited (413 past it) */
 	unsigned conns_max;          /* per worker client connections; default 16384 */
+	unsigned conns_per_ip;       /* open connections from one address, all workers; 0 = off */
+	unsigned conns_total;        /* open connections of the process; 0 = off */
+	uint64_t min_body_rate;      /* bytes/s a request body averages; 0 = off; default 512 */
+	uint64_t min_send_rate;      /* bytes/s a client reads a response at; 0 = off; default 512 */
+	uint64_t rate_limit_keys;    /* rate-limit keys held; default 1M */
+};
+
+/* Where the client address comes from behind a trusted proxy. */
+enum moat_client_ip_from {
+	MOAT_CLIENT_IP_XFF = 0,       /* "x-forwarded-for" (default) */
+	MOAT_CLIENT_IP_FORWARDED,     /* "forwarded" (RFC 7239 for=) */
+	MOAT_CLIENT_IP_NONE,          /* "none": always the peer */
+};
+
+/* Automatic bans ("bans:"; on when the block is present). */
+struct moat_conf_bans {
+	int enabled;
+	unsigned threshold;           /* offenses within window; default 20 */
+	uint64_t window_ms;           /* default 1m */
+	uint64_t duration_ms;         /* first ban; default 10m; doubles on each repeat */
+	uint64_t max_duration_ms;     /* default 24h */
+	unsigned on;                  /* bit per enum moat_ban_offense; default malformed, rate_limit, waf */
+	struct moat_conf_cidr *exempt;
+	size_t nexempt;
 };
 
 struct moat_conf_timeouts {       /* all in milliseconds */
@@ -200,6 +296,13 @@ struct moat_conf {
 	char **hide_headers;          /* response headers removed (lowercase); default "server", "x-powered-by" */
 	size_t nhide_headers;
 	int preserve_host;            /* default 1: forward the client's Host */
+	enum moat_client_ip_from client_ip; /* proxy.client_ip */
+	struct moat_cidr_trie *trusted_trie; /* trusted_proxies as a trie (value 1); NULL when empty */
+
+	struct moat_conf_ratelimit *rate_limits; /* "rate_limits:", sorted by name */
+	size_t nrate_limits;
+	struct moat_conf_bans bans;
+	unsigned refusal_log_rate;    /* log.refusal_rate: refusal lines per second per worker; 0 = all */
 
 	/* "admin:" -- the admin listener (JSON API, /metrics, dashboard). */
 	struct moat_conf_admin {
@@ -302,6 +405,17 @@ extern int moat_conf_no_resolve;
  * returns how many. Pure (reads `c` only); any thread.
  */
 int moat_conf_lint(const struct moat_conf *c, struct moat_conf_errors *out);
+
+/*
+ * Returns 1 when the address `sa` passes `acl` (allowed), 0 when it is
+ * denied: the longest matching block decides; no match is allowed unless
+ * the list has allow blocks. An empty list allows everything. Pure; any
+ * thread.
+ */
+int moat_conf_acl_allows(const struct moat_conf_acl *acl, const struct sockaddr *sa);
+
+/* Names of the ban offenses as written in "bans.on", by enum moat_ban_offense. */
+extern const char *const moat_conf_offense_names[MOAT_OFFENSE_COUNT];
 
 /* Frees a snapshot and everything it owns. NULL is allowed. */
 void moat_conf_free(struct moat_conf *c);

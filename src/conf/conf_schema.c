@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "conf/conf.h"
+#include "conf/conf_guard.h"
 #include "conf/conf_int.h"
 #include "conf/conf_yaml.h"
 #include "core/limits.h"
@@ -223,9 +224,12 @@ static const struct moat_conf_key log_keys[] = {
 	{ "error", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_error_log, NULL, 0 },
 	{ "access", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_access_log, NULL, 0 },
 	{ "format", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_log_format, NULL, 0 },
+	{ "refusal_rate", MOAT_CONF_K_UINT, offsetof(struct moat_conf, refusal_log_rate), 0,
+	  MOAT_MAX_REFUSAL_LOG_RATE, NULL, NULL, 0 },
 };
 
-enum { LIM_REQUEST_LINE, LIM_HEADER_SIZE, LIM_HEADER_COUNT, LIM_BODY, LIM_CONNECTIONS };
+enum { LIM_REQUEST_LINE, LIM_HEADER_SIZE, LIM_HEADER_COUNT, LIM_BODY, LIM_CONNECTIONS, LIM_PER_IP, LIM_TOTAL,
+       LIM_MIN_BODY_RATE, LIM_MIN_SEND_RATE, LIM_RATE_KEYS };
 
 static const struct moat_conf_key limits_keys[] = {
 	[LIM_REQUEST_LINE] = { "request_line", MOAT_CONF_K_SIZE,
@@ -241,6 +245,16 @@ static const struct moat_conf_key limits_keys[] = {
 		       NULL, NULL, 0 },
 	[LIM_CONNECTIONS] = { "connections", MOAT_CONF_K_UINT, offsetof(struct moat_conf_limits, conns_max),
 			      MOAT_MIN_CONNS_MAX, MOAT_MAX_CONNS_MAX, NULL, NULL, 0 },
+	[LIM_PER_IP] = { "connections_per_ip", MOAT_CONF_K_UINT, offsetof(struct moat_conf_limits, conns_per_ip), 0,
+			 MOAT_MAX_CONNS_MAX, NULL, NULL, 0 },
+	[LIM_TOTAL] = { "connections_total", MOAT_CONF_K_UINT, offsetof(struct moat_conf_limits, conns_total), 0,
+			MOAT_MAX_CONNS_MAX, NULL, NULL, 0 },
+	[LIM_MIN_BODY_RATE] = { "min_body_rate", MOAT_CONF_K_SIZE64, offsetof(struct moat_conf_limits, min_body_rate),
+				0, MOAT_MAX_MIN_RATE, NULL, NULL, 0 },
+	[LIM_MIN_SEND_RATE] = { "min_send_rate", MOAT_CONF_K_SIZE64, offsetof(struct moat_conf_limits, min_send_rate),
+				0, MOAT_MAX_MIN_RATE, NULL, NULL, 0 },
+	[LIM_RATE_KEYS] = { "rate_limit_keys", MOAT_CONF_K_SIZE64, offsetof(struct moat_conf_limits, rate_limit_keys),
+			    MOAT_MIN_RATE_LIMIT_KEYS, MOAT_MAX_RATE_LIMIT_KEYS, NULL, NULL, 0 },
 };
 
 /* clang-format off */
@@ -263,6 +277,7 @@ static const struct moat_conf_key proxy_keys[] = {
 	{ "trusted_proxies", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_trusted_proxies, NULL, 0 },
 	{ "hide_headers", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_hide_headers, NULL, 0 },
 	{ "preserve_host", MOAT_CONF_K_BOOL, offsetof(struct moat_conf, preserve_host), 0, 1, NULL, NULL, 0 },
+	{ "client_ip", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_guard_client_ip, NULL, 0 },
 };
 
 static void set_limits(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
@@ -311,12 +326,19 @@ static void set_listen(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
 	l->addr.pos = moat_conf_yaml_pos(val);
 }
 
-enum { LST_LISTEN, LST_BACKLOG };
+enum { LST_LISTEN, LST_BACKLOG, LST_ALLOW, LST_DENY, LST_ALLOW_FILE, LST_DENY_FILE, LST_PROXY_PROTOCOL };
 
 static const struct moat_conf_key listener_keys[] = {
 	[LST_LISTEN] = { "listen", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_listen, NULL, 0 },
 	[LST_BACKLOG] = { "backlog", MOAT_CONF_K_UINT, offsetof(struct moat_conf_listener, backlog),
 			  MOAT_MIN_BACKLOG, MOAT_MAX_BACKLOG, NULL, NULL, 0 },
+	[LST_ALLOW] = { "allow", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_guard_listener_allow, NULL, 0 },
+	[LST_DENY] = { "deny", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_guard_listener_deny, NULL, 0 },
+	[LST_ALLOW_FILE] = { "allow_file", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_guard_listener_allow_file, NULL,
+			     0 },
+	[LST_DENY_FILE] = { "deny_file", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_guard_listener_deny_file, NULL, 0 },
+	[LST_PROXY_PROTOCOL] = { "proxy_protocol", MOAT_CONF_K_BOOL,
+				 offsetof(struct moat_conf_listener, proxy_protocol), 0, 1, NULL, NULL, 0 },
 };
 
 static void set_listeners(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
@@ -457,13 +479,21 @@ static void set_strip_headers(struct moat_conf_loader *ld, yaml_node_t *val, voi
 	set_headers(ld, val, &r->strip_headers, &r->nstrip_headers);
 }
 
-enum { RT_HOST, RT_PATH, RT_UPSTREAM, RT_STRIP_HEADERS };
+enum { RT_HOST, RT_PATH, RT_UPSTREAM, RT_STRIP_HEADERS, RT_ALLOW, RT_DENY, RT_ALLOW_FILE, RT_DENY_FILE, RT_BODY,
+       RT_RATE_LIMIT, RT_WAF };
 
 static const struct moat_conf_key route_keys[] = {
 	[RT_HOST] = { "host", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_route_host, NULL, 0 },
 	[RT_PATH] = { "path", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_route_path, NULL, 0 },
 	[RT_UPSTREAM] = { "upstream", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_route_upstream, NULL, 0 },
 	[RT_STRIP_HEADERS] = { "strip_headers", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_strip_headers, NULL, 0 },
+	[RT_ALLOW] = { "allow", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_guard_route_allow, NULL, 0 },
+	[RT_DENY] = { "deny", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_guard_route_deny, NULL, 0 },
+	[RT_ALLOW_FILE] = { "allow_file", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_guard_route_allow_file, NULL, 0 },
+	[RT_DENY_FILE] = { "deny_file", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_guard_route_deny_file, NULL, 0 },
+	[RT_BODY] = { "body", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_guard_route_body, NULL, 0 },
+	[RT_RATE_LIMIT] = { "rate_limit", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_guard_route_rate_limit, NULL, 0 },
+	[RT_WAF] = { "waf", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_guard_route_waf, NULL, 0 },
 };
 
 static void set_routes(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
@@ -490,6 +520,7 @@ static void set_routes(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
 		if (it == NULL || moat_conf_yaml_over_budget(ld, it))
 			break;
 		c->routes[i].pos = moat_conf_yaml_pos(it);
+		moat_conf_guard_route_init(&c->routes[i]);
 		old = moat_conf_yaml_push_index(ld, i);
 		moat_conf_yaml_walk_entry(ld, it, route_keys, MOAT_CONF_NELEM(route_keys), &c->routes[i],
 					  RT_UPSTREAM, "\"upstream: app\"", NULL);
@@ -499,7 +530,7 @@ static void set_routes(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
 
 /* The top level. */
 enum { TOP_WORKERS, TOP_LOG, TOP_LIMITS, TOP_TIMEOUTS, TOP_PROXY, TOP_LISTENERS, TOP_UPSTREAMS, TOP_ROUTES,
-       TOP_ADMIN, TOP_USER, TOP_GROUP, TOP_PID_FILE };
+       TOP_ADMIN, TOP_USER, TOP_GROUP, TOP_PID_FILE, TOP_RATE_LIMITS, TOP_BANS };
 
 static const struct moat_conf_key top_keys[] = {
 	[TOP_WORKERS] = { "workers", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_workers, NULL, 0 },
@@ -515,6 +546,8 @@ static const struct moat_conf_key top_keys[] = {
 	[TOP_USER] = { "user", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_user, NULL, 0 },
 	[TOP_GROUP] = { "group", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_group, NULL, 0 },
 	[TOP_PID_FILE] = { "pid_file", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_pid_file, NULL, 0 },
+	[TOP_RATE_LIMITS] = { "rate_limits", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_schema_rate_limits, NULL, 0 },
+	[TOP_BANS] = { "bans", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_schema_bans, NULL, 0 },
 };
 
 static int upstream_cmp(const void *a, const void *b)
@@ -592,6 +625,7 @@ static void walk_root(struct moat_conf_loader *ld, yaml_node_t *root)
 						top_keys[required[i]].key);
 	resolve_routes(ld);
 	moat_conf_schema_admin_check(ld);
+	moat_conf_guard_finish(ld);
 }
 
 struct moat_conf *moat_conf_load_buffer(const char *name, const char *data, size_t len,

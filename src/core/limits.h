@@ -51,6 +51,59 @@
 #define MOAT_MIN_CONNS_MAX     1u
 #define MOAT_MAX_CONNS_MAX     1000000u
 
+/* limits.connections_per_ip: open connections from one client address, all
+ * workers together; 0 = off. Past it a new connection is closed at accept. */
+#define MOAT_DEFAULT_CONNS_PER_IP 0u
+/* limits.connections_total: open client connections of the process; 0 = off.
+ * Past it accepting pauses (connections wait in the listen queue). */
+#define MOAT_DEFAULT_CONNS_TOTAL 0u
+
+/* limits.min_body_rate / min_send_rate: bytes per second a request body must
+ * arrive at / a response must be read at, on average since it started, after
+ * a grace of timeouts.client_body / client_send; 0 = off. Slow-body and
+ * slow-read attacks are cut off by it (408 or close). */
+#define MOAT_DEFAULT_MIN_BODY_RATE 512ull
+#define MOAT_DEFAULT_MIN_SEND_RATE 512ull
+#define MOAT_MAX_MIN_RATE          (1024ull * MOAT_MIB)
+
+/* limits.rate_limit_keys: rate-limit keys held by the node (all policies);
+ * idle keys are evicted first. ~24 bytes per key. */
+#define MOAT_DEFAULT_RATE_LIMIT_KEYS 1000000ull
+#define MOAT_MIN_RATE_LIMIT_KEYS     1024ull
+#define MOAT_MAX_RATE_LIMIT_KEYS     100000000ull
+
+/* ---- gatekeeping ------------------------------------------------------ */
+
+/* rate_limits.*: "rate: COUNT/PERIOD", COUNT in 1..this; burst at most this. */
+#define MOAT_MAX_RATE_COUNT 1000000000ull
+#define MOAT_DEFAULT_RATE_STATUS 429u
+
+/* bans: threshold offenses within window ban for duration, doubling on each
+ * repeat up to max_duration. */
+#define MOAT_DEFAULT_BAN_THRESHOLD    20u
+#define MOAT_MAX_BAN_THRESHOLD        1000000u
+#define MOAT_DEFAULT_BAN_WINDOW_MS    MOAT_MINUTE_MS
+#define MOAT_DEFAULT_BAN_DURATION_MS  (10 * MOAT_MINUTE_MS)
+#define MOAT_DEFAULT_BAN_MAX_MS       (24 * MOAT_HOUR_MS)
+#define MOAT_MAX_BAN_MS               (365 * 24 * MOAT_HOUR_MS)
+/* Addresses the ban table tracks (offenders and bans). */
+#define MOAT_BAN_TABLE_ENTRIES        65536u
+
+/* routes[].waf: CRS paranoia 1..4 (default 1), inbound anomaly threshold
+ * (default 5), request body bytes inspected (default 128 KiB; the rest of a
+ * longer body passes uninspected). */
+#define MOAT_DEFAULT_WAF_PARANOIA   1u
+#define MOAT_MAX_WAF_PARANOIA       4u
+#define MOAT_DEFAULT_WAF_THRESHOLD  5u
+#define MOAT_MAX_WAF_THRESHOLD      10000u
+#define MOAT_DEFAULT_WAF_BODY_LIMIT (128 * MOAT_KIB)
+#define MOAT_MAX_WAF_BODY_LIMIT     (16 * MOAT_MIB)
+
+/* log.refusal_rate: refusal lines per second per worker in the error log;
+ * the rest are counted and summarised; 0 = every one. */
+#define MOAT_DEFAULT_REFUSAL_LOG_RATE 20u
+#define MOAT_MAX_REFUSAL_LOG_RATE     1000000u
+
 /* ---- timeouts (config section "timeouts"), milliseconds ---------------- */
 
 /* timeouts.client_header: the whole request head must arrive within it; 408 past it. */
@@ -172,7 +225,9 @@
 #define MOAT_CONF_MAX_UPSTREAMS   10000u /* upstreams */
 #define MOAT_CONF_MAX_SERVERS     1024u  /* servers of one upstream */
 #define MOAT_CONF_MAX_ROUTES      10000u /* routes */
-#define MOAT_CONF_MAX_CIDRS       4096u  /* proxy.trusted_proxies */
+#define MOAT_CONF_MAX_CIDRS       4096u  /* proxy.trusted_proxies, inline allow/deny lists */
+#define MOAT_CONF_MAX_CIDR_FILE   1000000u /* blocks in one allow_file / deny_file */
+#define MOAT_CONF_MAX_RATE_LIMITS 1000u  /* rate_limits, and rate limits of one route */
 #define MOAT_CONF_MAX_HEADERS     256u   /* proxy.hide_headers, routes[].strip_headers */
 
 #endif

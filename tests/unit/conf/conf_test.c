@@ -309,15 +309,17 @@ static void test_unknown_key(void **state)
 	(void)state;
 	expect_error("listeners:\n  - listner: 127.0.0.1:8080\n    listen: 127.0.0.1:8080\n"
 		     "upstreams: {app: {servers: [127.0.0.1:1]}}\nroutes: [{upstream: app}]\n",
-		     "t.yaml:2:5: unknown key \"listner\" in listeners[0]; expected one of: listen, backlog");
+		     "t.yaml:2:5: unknown key \"listner\" in listeners[0]; expected one of: listen, backlog, allow, deny, "
+		     "allow_file, deny_file, proxy_protocol");
 	expect_error("worker: 2\n" MINIMAL_TAIL,
 		     "t.yaml:1:1: unknown key \"worker\" at the top level; expected one of: workers, log, limits, "
-		     "timeouts, proxy, listeners, upstreams, routes, admin, user, group, pid_file");
+		     "timeouts, proxy, listeners, upstreams, routes, admin, user, group, pid_file, rate_limits, bans");
 	expect_error(MINIMAL_TAIL "timeouts:\n  keepalive: 1s\n  idle: 2s\n",
 		     "t.yaml:10:3: unknown key \"idle\" in timeouts; expected one of: client_header, client_body, "
 		     "keepalive, client_send, backend_connect, backend_first_byte, backend_idle, drain");
 	expect_error(MINIMAL_TAIL "  - {upstream: app, weight: 2}\n",
-		     "t.yaml:8:21: unknown key \"weight\" in routes[1]; expected one of: host, path, upstream, strip_headers");
+		     "t.yaml:8:21: unknown key \"weight\" in routes[1]; expected one of: host, path, upstream, strip_headers, "
+		     "allow, deny, allow_file, deny_file, body, rate_limit, waf");
 	expect_error("upstreams:\n  app:\n    servers: [{address: 127.0.0.1:1, wieght: 2}]\n"
 		     "listeners: [{listen: \":80\"}]\nroutes: [{upstream: app}]\n",
 		     "t.yaml:3:38: unknown key \"wieght\" in upstreams.app.servers[0]; expected one of: address, weight, "
