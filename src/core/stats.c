@@ -35,6 +35,13 @@ const char *moat_refusal_name(enum moat_refusal r)
 		[MOAT_REFUSE_OVERLOAD] = "overload",
 		[MOAT_REFUSE_BACKEND_ERROR] = "backend_error",
 		[MOAT_REFUSE_BACKEND_TIMEOUT] = "backend_timeout",
+		[MOAT_REFUSE_ACL] = "acl",
+		[MOAT_REFUSE_BANNED] = "banned",
+		[MOAT_REFUSE_CONN_LIMIT_IP] = "conn_limit_ip",
+		[MOAT_REFUSE_RATE_LIMIT] = "rate_limit",
+		[MOAT_REFUSE_WAF] = "waf",
+		[MOAT_REFUSE_SLOW] = "slow",
+		[MOAT_REFUSE_PROXY_PROTOCOL] = "proxy_protocol",
 	};
 
 	return (unsigned)r < MOAT_REFUSE_COUNT ? names[r] : "other";

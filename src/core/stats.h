@@ -51,6 +51,13 @@ enum moat_refusal {
 	MOAT_REFUSE_OVERLOAD,          /* 503 every server at its limit */
 	MOAT_REFUSE_BACKEND_ERROR,     /* 502 */
 	MOAT_REFUSE_BACKEND_TIMEOUT,   /* 504 */
+	MOAT_REFUSE_ACL,               /* listener deny list (closed) or route deny list (403) */
+	MOAT_REFUSE_BANNED,            /* a banned client: closed at accept, or 403 */
+	MOAT_REFUSE_CONN_LIMIT_IP,     /* limits.connections_per_ip: closed at accept */
+	MOAT_REFUSE_RATE_LIMIT,        /* 429 (or the policy's status) */
+	MOAT_REFUSE_WAF,               /* 403 from the WAF */
+	MOAT_REFUSE_SLOW,              /* min_body_rate / min_send_rate: 408 or closed */
+	MOAT_REFUSE_PROXY_PROTOCOL,    /* missing, bad or untrusted PROXY header: closed */
 	MOAT_REFUSE_COUNT
 };
 

@@ -592,6 +592,39 @@ static void post_drain(const struct moat_admin_ctx *x, const struct moat_admin_r
 	}
 }
 
+/* ---- modules' endpoints (/api/<module>, e.g. /api/bans) ------------------------------------------ */
+
+static int module_api(const struct moat_admin_ctx *x, const struct moat_admin_req *q, struct moat_admin_resp *r)
+{
+	char path[512], method[16];
+	struct moat_buf out;
+	int status;
+
+	if (q->path_len >= sizeof(path) || q->method_len >= sizeof(method))
+		return 0;
+	memcpy(path, q->path, q->path_len);
+	path[q->path_len] = '\0';
+	memcpy(method, q->method, q->method_len);
+	method[q->method_len] = '\0';
+	moat_buf_init(&out, NULL, 4u << 20);
+	status = moat_phase_admin(x->rt, method, path, q->body, q->body_len, &out);
+	if (status < 0) {
+		moat_buf_release(&out);
+		return 0;
+	}
+	if (status != 200 && moat_buf_len(&out) == 0) {
+		moat_admin_error(r, status, status == 404 ? "not found" : "refused");
+	} else {
+		r->status = status;
+		r->content_type = "application/json";
+		moat_text_add(r->body, moat_buf_head(&out), moat_buf_len(&out));
+		if (status == 200 && strcmp(method, "GET") != 0)
+			MOAT_INFO("admin: %s: %s %s", q->peer, method, path);
+	}
+	moat_buf_release(&out);
+	return 1;
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------------- */
 
 struct get_ep {
@@ -647,5 +680,7 @@ void moat_admin_api(const struct moat_admin_ctx *x, const struct moat_admin_req 
 		post_drain(x, q, r, p + 10, n - 10);
 		return;
 	}
+	if (module_api(x, q, r))
+		return;
 	moat_admin_error(r, 404, "not found");
 }

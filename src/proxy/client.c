@@ -22,7 +22,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/cidr.h"
 #include "core/sock.h"
+#include "http/proxyproto.h"
 #include "proxy/errpage.h"
 #include "proxy/io.h"
 #include "proxy/proxy.h"
@@ -63,6 +65,8 @@ void moat_client_close(struct moat_client *c)
 		}
 		moat_txn_finish(c);
 	}
+	moat_phase_gone(c);
+	atomic_fetch_sub_explicit(&w->rt->nclients, 1, memory_order_relaxed);
 	moat_timer_stop(&w->loop.timers, &c->timer);
 	close(c->ev.fd);
 	moat_buf_release(&c->in);
@@ -127,10 +131,23 @@ static int run_closing(struct moat_client *c)
 	return 0;
 }
 
-void moat_client_accept(struct moat_worker *w, int fd, const struct sockaddr *sa, socklen_t len)
+/* The listener's part of the config: by address, as listeners outlive
+ * generations. */
+static const struct moat_conf_listener *listener_conf(const struct moat_conf *conf, const struct moat_listener *l)
+{
+	for (size_t i = 0; i < conf->nlisteners; i++)
+		if (conf->listeners[i].addr.len == l->addrlen &&
+		    memcmp(&conf->listeners[i].addr.ss, &l->addr, l->addrlen) == 0)
+			return &conf->listeners[i];
+	return NULL;
+}
+
+void moat_client_accept(struct moat_worker *w, struct moat_listener *l, int fd, const struct sockaddr *sa,
+			socklen_t len)
 {
 	struct moat_client *c = calloc(1, sizeof(*c));
 	const struct moat_conf *conf = w->conf->ref->conf;
+	const struct moat_conf_listener *lc = listener_conf(conf, l);
 
 	if (!c) {
 		close(fd);
@@ -156,13 +173,70 @@ void moat_client_accept(struct moat_worker *w, int fd, const struct sockaddr *sa
 		c->next->prev = c;
 	w->clients = c;
 	w->nclients++;
+	atomic_fetch_add_explicit(&w->rt->nclients, 1, memory_order_relaxed);
 	MOAT_STAT_INC(w->stats.conns_accepted);
 	/* The listener defers accept until data arrives: read at once. */
 	c->io.can_read = 1;
 	c->io.can_write = 1;
 	c->head_deadline = w->loop.now_ms + conf->timeouts.client_header;
 	c->head_deadline_set = 1;
+	if (lc && lc->proxy_protocol) {
+		/* Only a trusted proxy may say who the client is. */
+		if (moat_cidr_trie_lookup(conf->trusted_trie, sa) != 1) {
+			MOAT_STAT_INC(w->stats.refusals[MOAT_REFUSE_PROXY_PROTOCOL]);
+			moat_client_log_refusal(c, 0, "PROXY header from a peer not in proxy.trusted_proxies");
+			moat_client_close(c);
+			return;
+		}
+		c->state = MOAT_C_PROXY_HDR;
+		c->lst = l;
+	} else if (moat_phase_admit(c, lc) < 0) {
+		return;
+	}
 	moat_client_run(c);
+}
+
+/* PROXY protocol v1/v2 header: the client's address, then admission. */
+static int run_proxy_hdr(struct moat_client *c)
+{
+	const struct moat_conf *conf = cur_conf(c);
+	const struct moat_conf_listener *lc = NULL;
+	struct moat_proxyproto pp;
+	ssize_t r;
+	int rc;
+
+	if (c->io.can_read) {
+		r = moat_io_read(c->ev.fd, &c->io, &c->in);
+		if (r < 0) {
+			moat_client_close(c);
+			return -1;
+		}
+	}
+	rc = moat_proxyproto_parse(moat_buf_head(&c->in), moat_buf_len(&c->in), &pp);
+	if (rc == MOAT_AGAIN) {
+		if (c->io.eof) {
+			moat_client_close(c);
+			return -1;
+		}
+		return c->io.can_read ? 1 : 0;
+	}
+	if (rc < 0) {
+		MOAT_STAT_INC(c->w->stats.refusals[MOAT_REFUSE_PROXY_PROTOCOL]);
+		moat_client_log_refusal(c, 0, "missing or malformed PROXY protocol header");
+		moat_client_close(c);
+		return -1;
+	}
+	moat_buf_consume(&c->in, (size_t)rc);
+	if (!pp.local && pp.srclen > 0 && pp.srclen <= sizeof(c->peer)) {
+		memcpy(&c->peer, &pp.src, pp.srclen);
+		c->peerlen = pp.srclen;
+	}
+	c->state = MOAT_C_HEAD;
+	/* the listener it came through, if still open (compared, not followed) */
+	for (size_t i = 0; i < c->w->nlisteners; i++)
+		if (c->w->listeners[i] == c->lst)
+			lc = listener_conf(conf, c->lst);
+	return moat_phase_admit(c, lc) < 0 ? -1 : 1;
 }
 
 /* ---- errors ---- */
@@ -180,13 +254,43 @@ static int parse_status(int rc)
 
 void moat_client_log_refusal(const struct moat_client *c, int status, const char *why)
 {
+	moat_client_log_refusal_as(c, NULL, status, why);
+}
+
+void moat_client_log_refusal_as(const struct moat_client *c, const char *client, int status, const char *why)
+{
+	struct moat_worker *w = c->w;
+	unsigned rate = w->conf->ref->conf->refusal_log_rate;
+	uint64_t sec = w->loop.now_ms / 1000;
 	char ip[64];
 
 	if (!moat_log_enabled(MOAT_LOGL_INFO))
 		return;
-	moat_sock_ntop((const struct sockaddr *)&c->peer, ip, sizeof(ip));
-	moat_log(MOAT_LOGL_INFO, "w%u c%llu %s: %d %s", c->w->id, (unsigned long long)c->id, ip,
-		 status, why);
+	/* An attacker must not be able to flood the error log: at most
+	 * `rate` lines a second; what is left out is counted and said. */
+	if (sec != w->refusal_log_sec) {
+		w->refusal_log_sec = sec;
+		w->refusal_log_n = 0;
+	}
+	if (rate && w->refusal_log_n >= rate) {
+		w->refusal_log_dropped++;
+		return;
+	}
+	w->refusal_log_n++;
+	if (w->refusal_log_dropped) {
+		moat_log(MOAT_LOGL_INFO, "w%u: %llu refusals not logged (log.refusal_rate %u/s)", w->id,
+			 w->refusal_log_dropped, rate);
+		w->refusal_log_dropped = 0;
+	}
+	if (client == NULL) {
+		moat_sock_ntop((const struct sockaddr *)&c->peer, ip, sizeof(ip));
+		client = ip;
+	}
+	if (status == 0)
+		moat_log(MOAT_LOGL_INFO, "w%u c%llu %s: closed: %s", w->id, (unsigned long long)c->id, client, why);
+	else
+		moat_log(MOAT_LOGL_INFO, "w%u c%llu %s: %d %s", w->id, (unsigned long long)c->id, client, status,
+			 why);
 }
 
 /* Answers a request that never reached a txn and closes. */
@@ -194,6 +298,8 @@ void moat_client_head_error(struct moat_client *c, int status, const char *why)
 {
 	moat_client_log_refusal(c, status, why);
 	MOAT_STAT_INC(c->w->stats.refusals[moat_refusal_of_status(status)]);
+	if (status != 408)
+		moat_phase_offense(c, NULL, MOAT_OFFENSE_MALFORMED);
 	moat_buf_release(&c->in);
 	moat_errpage_write(&c->out, status, 0, 0);
 	moat_client_closing(c);
@@ -258,6 +364,25 @@ static int run_head(struct moat_client *c)
 	return 1;
 }
 
+/* The earlier of the idle deadline and the one the minimum rate sets: a
+ * transfer that started at `start` and moved `bytes` must end its grace
+ * (`grace` ms) plus one second per `rate` bytes. Marks the conn slow when
+ * the rate's deadline is the one that counts. */
+static uint64_t rate_deadline(struct moat_client *c, uint64_t idle, uint64_t start, uint64_t bytes, uint64_t grace,
+			      uint64_t rate)
+{
+	uint64_t d;
+
+	if (!rate)
+		return idle;
+	d = start + grace + (bytes > UINT64_MAX / 1000 ? UINT64_MAX / 2 : bytes * 1000 / rate);
+	if (d < idle) {
+		c->slow = 1;
+		return d;
+	}
+	return idle;
+}
+
 static void arm_client_timer(struct moat_client *c)
 {
 	struct moat_worker *w = c->w;
@@ -287,12 +412,42 @@ static void arm_client_timer(struct moat_client *c)
 			c->seen_read = c->io.nread;
 			c->last_read_ms = now;
 		}
-		if (c->txn->phase == MOAT_TXN_TUNNEL)
+		c->slow = 0;
+		if (c->txn->phase == MOAT_TXN_TUNNEL) {
 			deadline = 0;
-		else if (!c->io.can_write) /* a write fell short: the client is not reading */
+		} else if (c->txn->phase == MOAT_TXN_HOLD) {
+			deadline = c->txn->hold_until;
+		} else if (!c->io.can_write) { /* a write fell short: the client is not reading */
 			deadline = c->last_write_ms + conf->timeouts.client_send;
-		else if (!c->txn->req_done && c->txn->phase == MOAT_TXN_EXCHANGE)
+			/* slow read: while it holds us up, it must read at
+			 * min_send_rate on average, after a grace of client_send */
+			if (!c->send_started_ms) {
+				c->send_started_ms = now;
+				c->send_base = c->io.nwritten;
+			}
+			deadline = rate_deadline(c, deadline, c->send_started_ms, c->io.nwritten - c->send_base,
+						 conf->timeouts.client_send, conf->limits.min_send_rate);
+		} else if (!c->txn->req_done &&
+			   (c->txn->phase == MOAT_TXN_EXCHANGE || c->txn->phase == MOAT_TXN_INSPECT)) {
 			deadline = c->last_read_ms + conf->timeouts.client_body;
+			/* slow body: while moat waits for it (not while it
+			 * holds the client back), min_body_rate on average */
+			if (!c->io.can_read) {
+				if (!c->body_started_ms) {
+					c->body_started_ms = now;
+					c->body_base = c->io.nread;
+				}
+				deadline = rate_deadline(c, deadline, c->body_started_ms, c->io.nread - c->body_base,
+							 conf->timeouts.client_body, conf->limits.min_body_rate);
+			} else {
+				c->body_started_ms = 0;
+			}
+		}
+		if (c->io.can_write)
+			c->send_started_ms = 0;
+		break;
+	case MOAT_C_PROXY_HDR:
+		deadline = c->head_deadline;
 		break;
 	case MOAT_C_CLOSING:
 		deadline = c->close_deadline;
@@ -312,6 +467,9 @@ void moat_client_run(struct moat_client *c)
 		switch (c->state) {
 		case MOAT_C_HEAD:
 			r = run_head(c);
+			break;
+		case MOAT_C_PROXY_HDR:
+			r = run_proxy_hdr(c);
 			break;
 		case MOAT_C_TXN:
 			r = moat_txn_run(c);
@@ -357,12 +515,29 @@ static void client_timeout(struct moat_timer *tm)
 		}
 		return;
 	case MOAT_C_TXN:
-		if (!c->txn->resp_started && !c->txn->req_done) {
-			c->txn->keepalive = 0;
-			moat_txn_error(c, 408);
+		if (c->txn->phase == MOAT_TXN_HOLD) {
 			moat_client_run(c);
 			return;
 		}
+		if (c->slow) {
+			MOAT_STAT_INC(c->w->stats.refusals[MOAT_REFUSE_SLOW]);
+			moat_client_log_refusal_as(c, c->txn->client_text, c->txn->resp_started ? 0 : 408,
+						   c->io.can_write ? "request body slower than limits.min_body_rate" :
+								     "response read slower than limits.min_send_rate");
+		}
+		if (!c->txn->resp_started && !c->txn->req_done) {
+			c->txn->keepalive = 0;
+			if (c->slow)
+				moat_txn_answer(c, 408, NULL, 0, NULL);
+			else
+				moat_txn_error(c, 408);
+			moat_client_run(c);
+			return;
+		}
+		moat_client_close(c);
+		return;
+	case MOAT_C_PROXY_HDR:
+		MOAT_STAT_INC(c->w->stats.refusals[MOAT_REFUSE_PROXY_PROTOCOL]);
 		moat_client_close(c);
 		return;
 	case MOAT_C_CLOSING:

@@ -30,6 +30,7 @@
 #include "core/stats.h"
 #include "http/chunked.h"
 #include "http/h1_parse.h"
+#include "proxy/phase.h"
 #include "proxy/upgrade.h"
 #include "upstream/lb.h"
 #include "upstream/state.h"
@@ -52,6 +53,8 @@ struct moat_confref {
 	struct moat_upstream_rt *ups;   /* server states bound for this generation */
 	struct moat_route_rt *routes;   /* route counters, one per conf route */
 	struct moat_srv_registry *reg;  /* where they are bound (for the unbind) */
+	void *mod_gen[MOAT_MOD_MAX];    /* each module's state for this generation */
+	void *const *mod_state;         /* the runtime's module states (for gen_free) */
 };
 
 /* A worker's pin on a generation, counted without atomics. */
@@ -82,6 +85,7 @@ struct moat_listener {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	int keep;                   /* mark while syncing with a new config */
+	int proxy_protocol;         /* from its config: connections start with a PROXY header */
 	int dead;                   /* closed; freed at the end of the iteration */
 	struct moat_listener *dead_next;
 };
@@ -120,6 +124,8 @@ struct moat_bpool {
 enum moat_txn_phase {
 	MOAT_TXN_NONE = 0,
 	MOAT_TXN_PENDING,           /* every server at its limit: waiting for a slot */
+	MOAT_TXN_HOLD,              /* a module delays it (rate limit): until hold_until */
+	MOAT_TXN_INSPECT,           /* a module reads the request body first (WAF) */
 	MOAT_TXN_CONNECT,           /* waiting for the backend connection */
 	MOAT_TXN_EXCHANGE,          /* request and response flowing */
 	MOAT_TXN_TUNNEL,            /* after 101: bytes both ways */
@@ -144,6 +150,14 @@ struct moat_txn {
 	uint64_t try_start_us;      /* when the current try's request was sent */
 	uint64_t deadline_ms;       /* retry.timeout across tries; 0 = none */
 	uint64_t pending_until;     /* PENDING: give up (503) at this time */
+	uint64_t hold_until;        /* HOLD: go on at this time */
+	uint64_t body_max;          /* request body limit of the route (0 = none) */
+	size_t inspect_want;        /* INSPECT: body bytes the module waits for */
+	unsigned inspect_mod;       /* INSPECT: which module */
+	unsigned next_mod;          /* request hooks run so far (resumed after HOLD / INSPECT) */
+	void *mod_slot[MOAT_MOD_MAX]; /* each module's per-txn state */
+	struct sockaddr_storage client; /* the client's address (trusted proxies applied) */
+	char client_text[64];
 	unsigned idempotent : 1, stale_retry : 1, retry_counted : 1, pending_counted : 1,
 		set_sticky : 1, overload : 1;
 	short fail_status;          /* what the last failed try calls for (502, 504) */
@@ -181,6 +195,7 @@ struct moat_txn {
 
 enum moat_client_state {
 	MOAT_C_HEAD = 0,            /* reading a request head */
+	MOAT_C_PROXY_HDR,           /* reading the PROXY protocol header (before any head) */
 	MOAT_C_TXN,                 /* a txn runs */
 	MOAT_C_CLOSING,             /* flushing the last bytes, then close */
 };
@@ -197,14 +212,18 @@ struct moat_client {
 	struct moat_timer timer;
 	enum moat_client_state state;
 	struct moat_io io;
-	unsigned dead : 1, head_deadline_set : 1, nodelay : 1, on_pending : 1;
+	unsigned dead : 1, head_deadline_set : 1, nodelay : 1, on_pending : 1, admitted : 1, slow : 1;
 	struct moat_client *pnext, *pprev; /* worker's pending list (txn waiting for a slot) */
 	uint64_t head_deadline;
 	uint64_t close_deadline;
 	uint64_t seen_read, seen_written;  /* io counters at the last timer arming */
 	uint64_t last_read_ms, last_write_ms;
+	uint64_t body_started_ms, body_base;   /* min_body_rate: when the body began, bytes read then */
+	uint64_t send_started_ms, send_base;   /* min_send_rate: same for the response */
 	unsigned requests;
 	struct moat_txn *txn;          /* while state == MOAT_C_TXN */
+	struct moat_listener *lst;     /* PROXY_HDR: the listener it came through (compared with the
+				        * worker's open listeners, never followed blindly) */
 	struct moat_client *dead_next;
 };
 
@@ -243,6 +262,9 @@ struct moat_worker {
 	struct moat_timer retire_timer;
 	struct moat_h1_header *hdrs;   /* scratch for parsing one head at a time */
 	struct moat_wstats stats;      /* written by this worker only */
+	uint64_t refusal_log_sec;      /* error-log rate limit of refusals: current second */
+	unsigned refusal_log_n;        /* lines written in it */
+	unsigned long long refusal_log_dropped; /* lines not written since the last summary */
 	size_t hdrs_cap;
 };
 
@@ -270,7 +292,29 @@ struct moat_runtime {
 	struct moat_lfds lfds;          /* every listening socket, for a binary upgrade */
 	struct moat_inherit *inherit;   /* sockets given at start (binary upgrade, socket
 					 * activation), or NULL; set by the caller before start */
+	void *mod_state[MOAT_MOD_MAX];  /* each module's process state (phase.h) */
+	atomic_uint nclients;           /* client connections of every worker (connections_total) */
 };
+
+/* phase.c: running the modules' hooks (phase.h) */
+int moat_phase_start(struct moat_runtime *rt, const struct moat_conf *conf);
+void moat_phase_stop(struct moat_runtime *rt);
+int moat_phase_gen_build(struct moat_runtime *rt, struct moat_confref *r, char **why);
+void moat_phase_gen_free(struct moat_confref *r);
+/* Admits a client whose address is known; 0, or -1 after closing it. */
+int moat_phase_admit(struct moat_client *c, const struct moat_conf_listener *l);
+void moat_phase_gone(struct moat_client *c);
+/* Runs the request hooks from t->next_mod on: 1 go on (all passed), 0 the
+ * txn waits (HOLD / INSPECT), -1 refused (moat's answer queued). */
+int moat_phase_request(struct moat_client *c, const struct moat_h1_head *h);
+/* INSPECT: the body is there (or all of it): runs the module's body hook,
+ * then the remaining request hooks; same returns. */
+int moat_phase_body(struct moat_client *c, const char *body, size_t len, int complete);
+void moat_phase_offense(struct moat_client *c, const struct sockaddr *client, int offense);
+void moat_phase_txn_end(struct moat_txn *t);
+/* Admin API under /api/<module name>: -1 when no module has that name. */
+int moat_phase_admin(struct moat_runtime *rt, const char *method, const char *path, const char *body,
+		     size_t body_len, struct moat_buf *out);
 
 /* runtime.c */
 int moat_runtime_start(struct moat_runtime *rt, struct moat_conf *conf, unsigned nworkers);
@@ -298,6 +342,10 @@ void moat_client_close(struct moat_client *c);
 void moat_client_closing(struct moat_client *c);
 void moat_client_head_error(struct moat_client *c, int status, const char *why);
 void moat_client_log_refusal(const struct moat_client *c, int status, const char *why);
+/* Same, naming `client` (text; NULL: the peer) as the client; at most
+ * log.refusal_rate lines per second per worker, the rest counted and
+ * summarised in the next line written. */
+void moat_client_log_refusal_as(const struct moat_client *c, const char *client, int status, const char *why);
 
 /* txn.c: start a txn for a parsed head (headlen bytes of c->in); run it as
  * far as it goes (1 progress, 0 waiting, -1 ended); end it with moat's own
@@ -305,11 +353,17 @@ void moat_client_log_refusal(const struct moat_client *c, int status, const char
 void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headlen);
 int moat_txn_run(struct moat_client *c);
 void moat_txn_error(struct moat_client *c, int status);
+/* moat's own answer for a module: extra header lines and an id in the
+ * body; not counted (the caller counts it). */
+void moat_txn_answer(struct moat_client *c, int status, const char *extra, size_t extra_len, const char *id);
+void moat_txn_answer_ex(struct moat_client *c, int status, const char *extra, size_t extra_len, const char *id,
+			int count);
 void moat_txn_finish(struct moat_client *c);
 /* The worker's pending timer: retries a waiting txn; 1 when it left the
  * pending state. */
 int moat_txn_pending_retry(struct moat_client *c);
-void moat_client_accept(struct moat_worker *w, int fd, const struct sockaddr *sa, socklen_t len);
+void moat_client_accept(struct moat_worker *w, struct moat_listener *l, int fd, const struct sockaddr *sa,
+			socklen_t len);
 void moat_client_free(struct moat_client *c);
 void moat_client_run(struct moat_client *c);
 void moat_client_stop_idle(struct moat_client *c);

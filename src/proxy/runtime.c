@@ -22,6 +22,7 @@
 void moat_confref_put(struct moat_confref *r)
 {
 	if (atomic_fetch_sub(&r->refs, 1) == 1) {
+		moat_phase_gen_free(r);
 		moat_srv_unbind(r->reg, r->ups, r->conf->nupstreams, r->routes, r->conf->nroutes);
 		moat_conf_free(r->conf);
 		free(r);
@@ -35,15 +36,21 @@ static void confref_release(void *arg)
 
 /* A new generation, its servers bound to their shared states (kept from
  * the previous generation where the same server stays). */
-static struct moat_confref *confref_new(struct moat_runtime *rt, struct moat_conf *conf)
+static struct moat_confref *confref_new(struct moat_runtime *rt, struct moat_conf *conf, char **why)
 {
 	struct moat_confref *r = calloc(1, sizeof(*r));
 
 	if (!r)
 		return NULL;
+	r->conf = conf;
+	if (moat_phase_gen_build(rt, r, why) < 0) {
+		free(r);
+		return NULL;
+	}
 	r->reg = rt->reg;
 	r->ups = moat_srv_bind(rt->reg, conf, &r->routes);
 	if (!r->ups) {
+		moat_phase_gen_free(r);
 		free(r);
 		return NULL;
 	}
@@ -78,9 +85,21 @@ int moat_runtime_start(struct moat_runtime *rt, struct moat_conf *conf, unsigned
 	rt->reg = moat_srv_registry_new(nworkers);
 	if (!rt->reg)
 		return -ENOMEM;
-	rt->current = confref_new(rt, conf);
-	if (!rt->current)
+	if (moat_phase_start(rt, conf) < 0)
 		return -ENOMEM;
+	{
+		char *why = NULL;
+
+		rt->current = confref_new(rt, conf, &why);
+		if (!rt->current) {
+			if (why) {
+				MOAT_ERR("%s", why);
+				free(why);
+				return -EINVAL;
+			}
+			return -ENOMEM;
+		}
+	}
 	rt->health = moat_health_start();
 	if (!rt->health)
 		return -ENOMEM;
@@ -156,13 +175,27 @@ int moat_runtime_reload(struct moat_runtime *rt, struct moat_conf *conf, char **
 		moat_conf_free(conf);
 		return err;
 	}
-	pthread_mutex_lock(&rt->lock);
-	r = confref_new(rt, conf);
-	if (!r) {
-		pthread_mutex_unlock(&rt->lock);
-		moat_conf_free(conf);
-		return -ENOMEM;
+	{
+		char *mwhy = NULL;
+
+		/* modules build their state first, outside the lock: a WAF
+		 * rule set takes a while to load */
+		r = confref_new(rt, conf, &mwhy);
+		if (!r) {
+			if (mwhy) {
+				MOAT_ERR("reload refused: %s", mwhy);
+				if (whyp)
+					*whyp = mwhy;
+				else
+					free(mwhy);
+				moat_conf_free(conf);
+				return -EINVAL;
+			}
+			moat_conf_free(conf);
+			return -ENOMEM;
+		}
 	}
+	pthread_mutex_lock(&rt->lock);
 	old = rt->current;
 	rt->current = r;
 	pthread_mutex_unlock(&rt->lock);
@@ -213,6 +246,8 @@ static void warn_fixed_at_start(struct moat_runtime *rt, const struct moat_conf 
 			  "current ids); running as uid %u", (unsigned)geteuid());
 	if (str_differs(cur->pid_file, nc->pid_file))
 		MOAT_WARN("pid_file: a change takes effect at the next start or binary upgrade");
+	if (cur->limits.rate_limit_keys != nc->limits.rate_limit_keys)
+		MOAT_WARN("limits.rate_limit_keys: a change takes effect at the next start (the counters are kept)");
 	pthread_mutex_unlock(&rt->lock);
 }
 
@@ -288,5 +323,6 @@ void moat_runtime_stop(struct moat_runtime *rt)
 	rt->workers = NULL;
 	moat_srv_registry_free(rt->reg);
 	rt->reg = NULL;
+	moat_phase_stop(rt);
 	moat_lfds_destroy(&rt->lfds);
 }

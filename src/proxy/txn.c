@@ -29,7 +29,9 @@
 #include "proxy/io.h"
 #include "proxy/proxy.h"
 #include "proxy/route.h"
+#include "core/cidr.h"
 #include "http/path.h"
+#include "http/xff.h"
 
 #define OUT_LOW           (64u * 1024u)        /* pump into a queue only below this */
 #define MAX_TRIES_EXTRA   1u                   /* retries beyond one per server */
@@ -46,8 +48,21 @@ static const struct moat_conf *txn_conf(const struct moat_txn *t)
 }
 
 static void txn_try(struct moat_client *c);
+static void find_client(struct moat_client *c, struct moat_txn *t, const struct moat_h1_head *h,
+			const struct moat_conf *conf);
 
 void moat_txn_error(struct moat_client *c, int status)
+{
+	moat_txn_answer_ex(c, status, NULL, 0, NULL, 1);
+}
+
+void moat_txn_answer(struct moat_client *c, int status, const char *extra, size_t extra_len, const char *id)
+{
+	moat_txn_answer_ex(c, status, extra, extra_len, id, 0);
+}
+
+void moat_txn_answer_ex(struct moat_client *c, int status, const char *extra, size_t extra_len, const char *id,
+			int count)
 {
 	struct moat_txn *t = c->txn;
 
@@ -62,12 +77,13 @@ void moat_txn_error(struct moat_client *c, int status)
 		return;
 	}
 	t->status = status;
-	MOAT_STAT_INC(c->w->stats.refusals[t->overload ? MOAT_REFUSE_OVERLOAD :
-					   moat_refusal_of_status(status)]);
+	if (count)
+		MOAT_STAT_INC(c->w->stats.refusals[t->overload ? MOAT_REFUSE_OVERLOAD :
+						   moat_refusal_of_status(status)]);
 	if (!t->req_done || !t->keepalive)
 		t->keepalive = 0;
 	moat_buf_release(&t->reqhead);
-	moat_errpage_write(&c->out, status, t->keepalive, t->is_head);
+	moat_errpage_write_ex(&c->out, status, t->keepalive, t->is_head, extra, extra_len, id);
 	t->resp_started = 1;
 	t->resp_done = 1;
 	t->phase = MOAT_TXN_FINISHING;
@@ -264,7 +280,8 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 	size_t host_len = h->host_len, path_len = h->target_len;
 	struct moat_fwd_req f;
 	char ip[64];
-	int abs;
+	uint64_t body_max;
+	int abs, hooks;
 
 	if (!t) {
 		moat_client_head_error(c, 503, "out of memory");
@@ -351,12 +368,21 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 	}
 	t->up_idx = t->route->upstream;
 	t->up = &conf->upstreams[t->up_idx];
-	moat_balance_prepare(w, t, h, (const struct sockaddr *)&c->peer, path, path_len);
-	if (conf->limits.body_max && h->framing == MOAT_H1_BODY_LENGTH &&
-	    h->content_length > conf->limits.body_max) {
+	find_client(c, t, h, conf);
+	moat_balance_prepare(w, t, h, (const struct sockaddr *)&t->client, path, path_len);
+	body_max = t->route->has_body_max ? t->route->body_max : conf->limits.body_max;
+	if (body_max && h->framing == MOAT_H1_BODY_LENGTH && h->content_length > body_max) {
 		moat_buf_consume(&c->in, headlen);
 		t->keepalive = 0;
+		moat_client_log_refusal_as(c, t->client_text, 413, "request body over its limit");
 		moat_txn_error(c, 413);
+		return;
+	}
+	t->body_max = body_max;
+	/* The modules (acl, bans, rate limits, WAF) see the routed head. */
+	hooks = moat_phase_request(c, h);
+	if (hooks < 0) {
+		moat_buf_consume(&c->in, headlen);
 		return;
 	}
 
@@ -410,7 +436,111 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 		moat_buf_append(&c->out, cont, sizeof(cont) - 1);
 		t->sent_100 = 1;
 	}
+	if (hooks == 0) /* held or reading the body for a module: moat_txn_run goes on */
+		return;
 	txn_try(c);
+}
+
+/* The client's address for every rule: the peer (or the PROXY header's
+ * source), or, when the peer is a trusted proxy, the rightmost address of
+ * X-Forwarded-For / Forwarded that is not itself trusted. */
+static int trusted_cb(void *ctx, const struct sockaddr *sa)
+{
+	const struct moat_conf *conf = ctx;
+
+	return moat_cidr_trie_lookup(conf->trusted_trie, sa) == 1;
+}
+
+static void find_client(struct moat_client *c, struct moat_txn *t, const struct moat_h1_head *h,
+			const struct moat_conf *conf)
+{
+	socklen_t len;
+
+	memcpy(&t->client, &c->peer, sizeof(t->client));
+	if (conf->trusted_trie && conf->client_ip != MOAT_CLIENT_IP_NONE &&
+	    moat_cidr_trie_lookup(conf->trusted_trie, (const struct sockaddr *)&c->peer) == 1 &&
+	    moat_xff_client(h, conf->client_ip == MOAT_CLIENT_IP_FORWARDED ? MOAT_XFF_FORWARDED :
+									     MOAT_XFF_X_FORWARDED_FOR,
+			    trusted_cb, (void *)conf, &t->client, &len) < 0)
+		memcpy(&t->client, &c->peer, sizeof(t->client));
+	moat_sock_ntop((const struct sockaddr *)&t->client, t->client_text, sizeof(t->client_text));
+}
+
+/* After a hold or a body read for a module: the remaining hooks, then the
+ * backend. */
+static void resume_hooks(struct moat_client *c, int rc)
+{
+	if (rc > 0)
+		txn_try(c);
+}
+
+/* INSPECT: reads the request body until the module has what it asked for
+ * (or all of it, or the input buffer is full), then gives it to the
+ * module. 1 progress, 0 waiting. */
+static int run_inspect(struct moat_client *c, struct moat_txn *t)
+{
+	size_t have, want = t->inspect_want;
+	int complete = 0;
+
+	if (c->io.can_read && !c->io.eof) {
+		ssize_t r = moat_io_read(c->ev.fd, &c->io, &c->in);
+
+		if (r < 0) {
+			moat_client_close(c);
+			return 0;
+		}
+	}
+	have = moat_buf_len(&c->in);
+	if (t->req_framing == MOAT_H1_BODY_LENGTH) {
+		if (have >= t->req_remaining) {
+			have = (size_t)t->req_remaining;
+			complete = 1;
+		}
+		if (!complete && have < want && !c->io.eof && moat_buf_reserve(&c->in, 1) > 0)
+			return 0;
+		if (have > want)
+			have = want;
+		resume_hooks(c, moat_phase_body(c, moat_buf_head(&c->in), have, complete));
+		return 1;
+	}
+	if (t->req_framing == MOAT_H1_BODY_CHUNKED) {
+		/* de-chunk a copy of what is there; the raw bytes stay for the backend */
+		struct moat_chunked d;
+		const char *in = moat_buf_head(&c->in);
+		size_t off = 0, used, doff, dlen, n = 0;
+		char *body = malloc(want ? want : 1);
+		int ev = MOAT_CHUNKED_NEED;
+
+		if (body == NULL) {
+			moat_txn_error(c, 500);
+			return 1;
+		}
+		moat_chunked_init(&d);
+		while (off < have && n < want) {
+			ev = moat_chunked_decode(&d, in + off, have - off, &used, &doff, &dlen);
+			if (ev < 0)
+				break;
+			if (ev == MOAT_CHUNKED_DATA) {
+				size_t k = dlen < want - n ? dlen : want - n;
+
+				memcpy(body + n, in + off + doff, k);
+				n += k;
+			}
+			off += used;
+			if (ev == MOAT_CHUNKED_DONE || ev == MOAT_CHUNKED_NEED)
+				break;
+		}
+		complete = ev == MOAT_CHUNKED_DONE;
+		if (ev >= 0 && !complete && n < want && !c->io.eof && moat_buf_reserve(&c->in, 1) > 0) {
+			free(body);
+			return 0;
+		}
+		resume_hooks(c, moat_phase_body(c, body, n, complete));
+		free(body);
+		return 1;
+	}
+	resume_hooks(c, moat_phase_body(c, NULL, 0, 1));
+	return 1;
 }
 
 /* ---- backend choice and connection ---- */
@@ -684,7 +814,6 @@ static void keep_for_replay(struct moat_txn *t, const struct iovec *v, int n)
 /* Returns 1 on progress, 0 when blocked, -1 when the txn ended. */
 static int pump_request(struct moat_client *c, struct moat_txn *t, struct moat_bconn *b)
 {
-	const struct moat_conf *conf = txn_conf(t);
 	int progress = 0;
 
 	while (!t->req_done && moat_buf_len(&b->out) < OUT_LOW) {
@@ -739,7 +868,7 @@ static int pump_request(struct moat_client *c, struct moat_txn *t, struct moat_b
 				struct iovec v[3];
 
 				t->req_body_bytes += len;
-				if (conf->limits.body_max && t->req_body_bytes > conf->limits.body_max) {
+				if (t->body_max && t->req_body_bytes > t->body_max) {
 					t->keepalive = 0;
 					moat_txn_error(c, 413);
 					return -1;
@@ -1222,6 +1351,9 @@ void moat_txn_finish(struct moat_client *c)
 	moat_pending_del(w, c);
 	moat_balance_txn_end(t);
 	count_txn(w, t);
+	if (t->status >= 400 && t->status < 500 && t->route)
+		moat_phase_offense(c, (const struct sockaddr *)&t->client, MOAT_OFFENSE_4XX);
+	moat_phase_txn_end(t);
 	if (t->lv_method || t->lv_uri)
 		write_access(c, t);
 	moat_buf_release(&t->reqhead);
@@ -1341,6 +1473,22 @@ int moat_txn_run(struct moat_client *c)
 			}
 		}
 		return 1;
+	case MOAT_TXN_HOLD:
+		if (moat_io_flush(c->ev.fd, &c->io, &c->out) < 0) {
+			moat_client_close(c);
+			return -1;
+		}
+		if (c->w->loop.now_ms < t->hold_until)
+			return 0; /* the client timer wakes it */
+		t->phase = MOAT_TXN_NONE;
+		resume_hooks(c, moat_phase_request(c, NULL));
+		return 1;
+	case MOAT_TXN_INSPECT:
+		if (moat_io_flush(c->ev.fd, &c->io, &c->out) < 0) {
+			moat_client_close(c);
+			return -1;
+		}
+		return run_inspect(c, t);
 	case MOAT_TXN_PENDING:
 		/* The worker's pending timer moves it on. */
 		if (moat_io_flush(c->ev.fd, &c->io, &c->out) < 0) {

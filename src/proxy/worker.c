@@ -150,6 +150,15 @@ static void accept_ready(struct moat_listener *l)
 			w->accept_paused = 1;
 			return;
 		}
+		if (conf->limits.conns_total &&
+		    atomic_load_explicit(&w->rt->nclients, memory_order_relaxed) >= conf->limits.conns_total) {
+			/* The process is full: connections wait in the listen
+			 * queue; any worker's close may make room, so look
+			 * again soon. */
+			w->accept_paused = 1;
+			moat_timer_set(&w->loop.timers, &w->accept_timer, w->loop.now_ms + 20);
+			return;
+		}
 		fd = accept4(l->ev.fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
@@ -162,7 +171,7 @@ static void accept_ready(struct moat_listener *l)
 			}
 			return;
 		}
-		moat_client_accept(w, fd, (struct sockaddr *)&ss, len);
+		moat_client_accept(w, l, fd, (struct sockaddr *)&ss, len);
 	}
 	/* Batch used up: more may wait; come back after this iteration's
 	 * other events (edge-triggered: no new edge would come). */

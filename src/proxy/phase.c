@@ -1,0 +1,275 @@
+/*
+ * phase.c - runs the modules' hooks (phase.h) at their points of a
+ * connection's and a request's way, and turns what they ask for into
+ * moat's answers, holds and body reads.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/sock.h"
+#include "proxy/errpage.h"
+#include "proxy/phase.h"
+#include "proxy/proxy.h"
+
+static const struct moat_mod *const *mods;
+static size_t nmods;
+
+void moat_phase_set(const struct moat_mod *const *m, size_t n)
+{
+	mods = m;
+	nmods = n < MOAT_MOD_MAX ? n : MOAT_MOD_MAX;
+}
+
+size_t moat_phase_count(void)
+{
+	return nmods;
+}
+
+const struct moat_mod *moat_phase_mod(size_t i)
+{
+	return i < nmods ? mods[i] : NULL;
+}
+
+int moat_phase_start(struct moat_runtime *rt, const struct moat_conf *conf)
+{
+	for (size_t i = 0; i < nmods; i++)
+		if (mods[i]->start && mods[i]->start(conf, &rt->mod_state[i]) < 0) {
+			MOAT_ERR("module %s: cannot start", mods[i]->name);
+			return -ENOMEM;
+		}
+	return 0;
+}
+
+void moat_phase_stop(struct moat_runtime *rt)
+{
+	for (size_t i = nmods; i-- > 0;)
+		if (mods[i]->stop && rt->mod_state[i])
+			mods[i]->stop(rt->mod_state[i]);
+}
+
+int moat_phase_gen_build(struct moat_runtime *rt, struct moat_confref *r, char **why)
+{
+	r->mod_state = rt->mod_state;
+	for (size_t i = 0; i < nmods; i++) {
+		if (!mods[i]->gen_build)
+			continue;
+		if (mods[i]->gen_build(rt->mod_state[i], r->conf, &r->mod_gen[i], why) < 0) {
+			moat_phase_gen_free(r);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void moat_phase_gen_free(struct moat_confref *r)
+{
+	for (size_t i = 0; i < nmods; i++)
+		if (mods[i]->gen_free && r->mod_gen[i]) {
+			mods[i]->gen_free(r->mod_state ? r->mod_state[i] : NULL, r->mod_gen[i]);
+			r->mod_gen[i] = NULL;
+		}
+}
+
+static void log_refusal(const struct moat_client *c, const struct moat_mod_reply *r, const char *client)
+{
+	const struct moat_txn *t = client ? c->txn : NULL;
+	char line[640], where[160] = "";
+
+	if (t && t->route) {
+		const struct moat_conf_route *rt = t->route;
+
+		snprintf(where, sizeof(where), " on routes[%zu] (%s%s)",
+			 (size_t)(rt - t->wc->ref->conf->routes), rt->host ? rt->host : "",
+			 rt->path_prefix ? rt->path_prefix : "/");
+	}
+	snprintf(line, sizeof(line), "%s%s%s%s%s%s%s", r->why ? r->why : "refused", where, r->detail[0] ? " (" : "",
+		 r->detail, r->detail[0] ? ")" : "", r->id[0] ? " id=" : "", r->id);
+	moat_client_log_refusal_as(c, client, r->status, line);
+}
+
+int moat_phase_admit(struct moat_client *c, const struct moat_conf_listener *l)
+{
+	struct moat_worker *w = c->w;
+	const struct moat_conf *conf = w->conf->ref->conf;
+	struct moat_mod_reply r;
+
+	for (size_t i = 0; i < nmods; i++) {
+		if (!mods[i]->admit)
+			continue;
+		memset(&r, 0, sizeof(r));
+		r.offense = -1;
+		if (mods[i]->admit(w->rt->mod_state[i], conf, l, (const struct sockaddr *)&c->peer, w->loop.now_ms,
+				   &r) != 0) {
+			/* undo the modules that admitted it */
+			for (size_t j = 0; j < i; j++)
+				if (mods[j]->gone)
+					mods[j]->gone(w->rt->mod_state[j], conf, (const struct sockaddr *)&c->peer);
+			MOAT_STAT_INC(w->stats.refusals[r.refusal]);
+			log_refusal(c, &r, NULL);
+			moat_client_close(c);
+			return -1;
+		}
+	}
+	c->admitted = 1;
+	return 0;
+}
+
+void moat_phase_gone(struct moat_client *c)
+{
+	struct moat_worker *w = c->w;
+
+	if (!c->admitted)
+		return;
+	c->admitted = 0;
+	for (size_t i = 0; i < nmods; i++)
+		if (mods[i]->gone)
+			mods[i]->gone(w->rt->mod_state[i], w->conf->ref->conf, (const struct sockaddr *)&c->peer);
+}
+
+void moat_phase_offense(struct moat_client *c, const struct sockaddr *client, int offense)
+{
+	struct moat_worker *w = c->w;
+
+	for (size_t i = 0; i < nmods; i++)
+		if (mods[i]->offense)
+			mods[i]->offense(w->rt->mod_state[i], w->conf->ref->conf,
+					 client ? client : (const struct sockaddr *)&c->peer, offense, w->loop.now_ms);
+}
+
+/* moat answers for the module: counted, logged (rate-limited), offense
+ * counted, and the txn ends with that answer. */
+static void refuse(struct moat_client *c, struct moat_mod_reply *r)
+{
+	struct moat_txn *t = c->txn;
+
+	MOAT_STAT_INC(c->w->stats.refusals[r->refusal]);
+	log_refusal(c, r, t->client_text);
+	if (r->offense >= 0)
+		moat_phase_offense(c, (const struct sockaddr *)&t->client, r->offense);
+	moat_txn_answer(c, r->status, r->headers, r->headers_len, r->id);
+}
+
+static void fill_req(struct moat_mod_req *q, struct moat_client *c, size_t i, struct moat_mod_reply *r)
+{
+	struct moat_txn *t = c->txn;
+
+	memset(r, 0, sizeof(*r));
+	r->offense = -1;
+	q->w = c->w;
+	q->c = c;
+	q->t = t;
+	q->conf = t->wc->ref->conf;
+	q->client = (const struct sockaddr *)&t->client;
+	q->client_text = t->client_text;
+	q->route = t->route;
+	q->route_idx = (size_t)(t->route - q->conf->routes);
+	q->state = c->w->rt->mod_state[i];
+	q->gen = t->wc->ref->mod_gen[i];
+	q->slot = &t->mod_slot[i];
+	q->now_ms = c->w->loop.now_ms;
+	q->reply = r;
+}
+
+/* What a verdict does; 1 go on, 0 wait, -1 refused. */
+static int act(struct moat_client *c, enum moat_mod_verdict v, struct moat_mod_reply *r, size_t i)
+{
+	struct moat_txn *t = c->txn;
+
+	switch (v) {
+	case MOAT_MOD_NEXT:
+		return 1;
+	case MOAT_MOD_REFUSE:
+		refuse(c, r);
+		return -1;
+	case MOAT_MOD_DELAY:
+		if (r->delay_ms == 0)
+			return 1;
+		t->phase = MOAT_TXN_HOLD;
+		t->hold_until = c->w->loop.now_ms + r->delay_ms;
+		return 0;
+	case MOAT_MOD_BODY: {
+		/* room for what the module wants besides a head */
+		size_t need = r->body_want + t->wc->ref->conf->limits.header_size_max + 16384;
+
+		if (c->in.max < need)
+			c->in.max = need;
+		t->phase = MOAT_TXN_INSPECT;
+		t->inspect_want = r->body_want;
+		t->inspect_mod = (unsigned)i;
+		return 0;
+	}
+	}
+	return 1;
+}
+
+int moat_phase_request(struct moat_client *c, const struct moat_h1_head *h)
+{
+	struct moat_txn *t = c->txn;
+	struct moat_mod_req q;
+	struct moat_mod_reply r;
+
+	while (t->next_mod < nmods) {
+		size_t i = t->next_mod++;
+		int rc;
+
+		if (!mods[i]->request)
+			continue;
+		memset(&q, 0, sizeof(q));
+		fill_req(&q, c, i, &r);
+		q.h = h;
+		rc = act(c, mods[i]->request(&q), &r, i);
+		if (rc <= 0)
+			return rc;
+	}
+	return 1;
+}
+
+int moat_phase_body(struct moat_client *c, const char *body, size_t len, int complete)
+{
+	struct moat_txn *t = c->txn;
+	struct moat_mod_req q;
+	struct moat_mod_reply r;
+	size_t i = t->inspect_mod;
+	int rc;
+
+	t->phase = MOAT_TXN_NONE;
+	if (i < nmods && mods[i]->body) {
+		memset(&q, 0, sizeof(q));
+		fill_req(&q, c, i, &r);
+		q.body = body;
+		q.body_len = len;
+		q.body_complete = complete;
+		rc = act(c, mods[i]->body(&q), &r, i);
+		if (rc <= 0)
+			return rc;
+	}
+	/* the head is gone: the remaining hooks see no head */
+	return moat_phase_request(c, NULL);
+}
+
+void moat_phase_txn_end(struct moat_txn *t)
+{
+	for (size_t i = 0; i < nmods; i++)
+		if (t->mod_slot[i]) {
+			if (mods[i]->txn_end)
+				mods[i]->txn_end(t->wc ? t->wc->ref->mod_state[i] : NULL, t->mod_slot[i]);
+			t->mod_slot[i] = NULL;
+		}
+}
+
+int moat_phase_admin(struct moat_runtime *rt, const char *method, const char *path, const char *body,
+		     size_t body_len, struct moat_buf *out)
+{
+	for (size_t i = 0; i < nmods; i++) {
+		size_t n = strlen(mods[i]->name);
+
+		if (!mods[i]->admin || strncmp(path, "/api/", 5) != 0 || strncmp(path + 5, mods[i]->name, n) != 0 ||
+		    (path[5 + n] != '\0' && path[5 + n] != '/' && path[5 + n] != '?'))
+			continue;
+		return mods[i]->admin(rt->mod_state[i], method, path + 5 + n, body, body_len, out);
+	}
+	return -1;
+}
