@@ -28,6 +28,11 @@
 #include "core/daemon.h"
 #include "core/log.h"
 #include "core/sdnotify.h"
+#include "mod/acl/acl_mod.h"
+#include "mod/ban/ban_mod.h"
+#include "mod/conn/conn_mod.h"
+#include "mod/ratelimit/ratelimit_mod.h"
+#include "mod/waf/waf_mod.h"
 #include "proxy/admin.h"
 #include "proxy/proxy.h"
 #include "proxy/upgrade.h"
@@ -173,6 +178,16 @@ static int serve(struct moat_conf *conf, const char *path)
 			moat_alog_shutdown();
 			return 1;
 		}
+	}
+	/* The policy modules, in the order their hooks run: connection
+	 * limits and bans first (cheapest, at accept), then address lists,
+	 * rate limits, and the WAF last (it may read the request body). */
+	{
+		static const struct moat_mod *const mods[] = {
+			&moat_mod_conn, &moat_mod_ban, &moat_mod_acl, &moat_mod_ratelimit, &moat_mod_waf,
+		};
+
+		moat_phase_set(mods, sizeof(mods) / sizeof(mods[0]));
 	}
 	memset(&rt, 0, sizeof(rt));
 	rt.path = path;
