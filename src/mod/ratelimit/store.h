@@ -94,7 +94,7 @@ static inline void moat_limit_store_destroy(struct moat_limit_store *s)
  *      keys at another's slots; flooding the store past max_keys distinct
  *      keys only raises the eviction rate evenly.
  *
- * Returns 0, -EINVAL when max_keys is 0, -ENOMEM. Called once, by the
+ * Returns 0, -EINVAL when max_keys is 0 or past 2^39, -ENOMEM. Called once, by the
  * thread that creates the process state.
  */
 int moat_limit_store_local_init(struct moat_limit_store *s, size_t max_keys);
