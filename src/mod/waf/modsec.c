@@ -11,7 +11,8 @@
  *                                    numbered 20001x so that a crs-setup that
  *                                    sets them too does not clash; loaded
  *                                    after it, so moat's values win), the
- *                                    JSON body processor, body parse errors
+ *                                    XML and JSON body processors, body
+ *                                    parse errors
  *   REQUEST-900-...BEFORE-CRS.conf   optional: the admin's exclusions
  *   rules/REQUEST-*.conf             in name order; RESPONSE-* are left out
  *                                    (moat does not hand response bodies to
@@ -23,10 +24,11 @@
  *                                    threshold
  * Engine settings: SecRuleEngine On or DetectionOnly, SecRequestBodyAccess
  * On, SecRequestBodyLimit body_limit with ProcessPartial, SecAuditEngine
- * Off, SecResponseBodyAccess Off, no uploaded file kept or saved. Nothing
- * is written to disk, at load or per request: no audit or debug log, no
- * temporary files, and no persistent collection (this build of
- * libmodsecurity has no LMDB; its collections live in memory).
+ * Off, SecResponseBodyAccess Off, no uploaded file kept or saved, no XML
+ * external entity loaded. Nothing is written to disk, at load or per
+ * request: no audit or debug log, no temporary files, and no persistent
+ * collection (this build of libmodsecurity has no LMDB; its collections
+ * live in memory).
  *
  * What moat changes in the CRS, and why (SecRuleRemoveById):
  *   901318, 901321  initcol of the per-client IP and GLOBAL collections.
@@ -53,16 +55,21 @@
  * rule set's contract: other methods score 5 (CONNECT, TRACE), request content
  * types form, multipart, XML and JSON (920420: a text/plain POST scores
  * 5), no restricted extensions or headers, Host present (920280).
- * Added (ModSecurity's range, as modsecurity.conf-recommended numbers them):
+ * Added (ModSecurity's range, as modsecurity.conf-recommended numbers them;
+ * the CRS 3.3 leaves body processors to the engine's configuration):
+ *   200000  Content-Type text/xml, application/xml or application/soap+xml
+ *           -> XML body processor (the CRS reads XML bodies through the
+ *           XML collection only: without it they would go unread)
  *   200001  Content-Type application/json (or +json) -> JSON body processor
- *           (the CRS 3.3 does not switch it on itself)
  *   200002  a body that does not parse (REQBODY_ERROR) -> 400
  *   200003  a multipart body failing strict checks -> 400
- *   Both skip a body cut at body_limit (INBOUND_DATA_ERROR): a prefix of a
- *   JSON or multipart body never parses. XML bodies are not parsed (no XML
- *   processor: libxml2 could be asked for external entities, and
- *   msc_cleanup() tears down libxml2's global state); the CRS inspects
- *   them as raw text (901340 forces REQUEST_BODY).
+ *   Both skip a body cut at body_limit (INBOUND_DATA_ERROR), as a prefix of
+ *   a JSON, XML or multipart body never parses. What a cut body leaves to
+ *   inspect: the fields of a form and the values of a JSON or XML body up
+ *   to the cut; of a multipart body, nothing (ModSecurity keeps no part of
+ *   one it cannot parse whole). That is what ProcessPartial means: past
+ *   body_limit, and in a multipart body cut there, a client can put
+ *   anything.
  *
  * Thread safety (libmodsecurity 3.0.9, as installed by Debian 12):
  *   - Loading rules is not thread-safe: the seclang parser keeps state in
@@ -147,7 +154,7 @@
 #define LOG_URI_MAX 256
 
 struct moat_waf {
-	ModSecurity *ms;
+	ModSecurity *ms;            /* shared_ms, counted in shared_refs */
 	RulesSet *rules;
 	int detect_only;
 	size_t body_limit;
@@ -155,8 +162,16 @@ struct moat_waf {
 	_Atomic uint64_t seq;       /* transactions begun */
 };
 
-/* Serialises rule loading (the parser's globals) and instance teardown. */
+/* Serialises rule loading (the parser's globals) and guards the shared
+ * ModSecurity instance below. */
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
+/* One ModSecurity instance for the process, shared by every rule set: its
+ * destructor runs xmlCleanupParser(), curl_global_cleanup() and GeoIP's
+ * cleanup, process-wide teardowns that must not run while workers check
+ * requests on another rule set (after a reload, the old set is freed while
+ * the new one is in use). It is destroyed with the last rule set. */
+static ModSecurity *shared_ms;
+static unsigned shared_refs;
 
 /* One moat_waf_check(): lives on the worker's stack, reached from the log
  * callback through the transaction. */
@@ -297,7 +312,17 @@ static int load(struct moat_waf *w, const struct moat_waf_conf *c, char **err)
 		     "setvar:tx.paranoia_level=%u,setvar:tx.executing_paranoia_level=%u\"\n"
 		     "SecAction \"id:200011,phase:1,pass,nolog,t:none,"
 		     "setvar:tx.inbound_anomaly_score_threshold=%u,"
-		     "setvar:'tx.allowed_methods=" ALLOWED_METHODS "'\"\n"
+		     "setvar:'tx.allowed_methods=" ALLOWED_METHODS "'\"\n",
+		     c->paranoia, c->paranoia, c->anomaly_threshold);
+	if (n < 0 || (size_t)n >= sizeof(text) || add_text(w, "moat's WAF settings", text, err) < 0)
+		return -1;
+	/* Without body inspection ModSecurity sees every body as empty: no
+	 * body processor then, or an empty XML or multipart body would be a
+	 * parse error. (SecRequestBodyAccess stays On: Off would skip phase 2,
+	 * where most of the CRS runs.) */
+	n = !c->body_limit ? 0 : snprintf(text, sizeof(text),
+		     "SecRule REQUEST_HEADERS:Content-Type \"@rx ^(?:application(?:/soap\\+|/)|text/)xml\" "
+		     "\"id:200000,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=XML\"\n"
 		     "SecRule REQUEST_HEADERS:Content-Type \"@rx ^application/(?:[a-z0-9.+-]+\\+)?json\" "
 		     "\"id:200001,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=JSON\"\n"
 		     "SecRule REQBODY_ERROR \"!@eq 0\" "
@@ -307,9 +332,8 @@ static int load(struct moat_waf *w, const struct moat_waf_conf *c, char **err)
 		     "SecRule MULTIPART_STRICT_ERROR \"!@eq 0\" "
 		     "\"id:200003,phase:2,deny,status:400,log,t:none,"
 		     "msg:'Multipart request body failed strict validation',chain\"\n"
-		     "  SecRule INBOUND_DATA_ERROR \"@eq 0\" \"t:none\"\n",
-		     c->paranoia, c->paranoia, c->anomaly_threshold);
-	if (n < 0 || (size_t)n >= sizeof(text) || add_text(w, "moat's WAF settings", text, err) < 0)
+		     "  SecRule INBOUND_DATA_ERROR \"@eq 0\" \"t:none\"\n");
+	if (n < 0 || (size_t)n >= sizeof(text) || (n > 0 && add_text(w, "moat's WAF settings", text, err) < 0))
 		return -1;
 
 	if (before[0] && add_file(w, before, 1, err) < 0)
@@ -323,20 +347,20 @@ static int load(struct moat_waf *w, const struct moat_waf_conf *c, char **err)
 	 * callback too. */
 	n = snprintf(text, sizeof(text),
 		     "SecRuleEngine %s\n"
-		     "SecRequestBodyAccess %s\n"
+		     "SecRequestBodyAccess On\n"
 		     "SecRequestBodyLimit %zu\n"
 		     "SecRequestBodyNoFilesLimit %zu\n"
 		     "SecRequestBodyLimitAction ProcessPartial\n"
 		     "SecResponseBodyAccess Off\n"
 		     "SecAuditEngine Off\n"
 		     "SecUploadKeepFiles Off\n"
+		     "SecXmlExternalEntity Off\n"
 		     "SecTmpSaveUploadedFiles Off\n"
 		     "SecRuleRemoveById " REMOVED_RULES "\n"
 		     "SecRule TX:ANOMALY_SCORE \"@gt 0\" "
 		     "\"id:200090,phase:2,pass,log,t:none,"
 		     "msg:'moat: inbound anomaly score %%{tx.anomaly_score}'\"\n",
 		     c->detect_only ? "DetectionOnly" : "On",
-		     c->body_limit ? "On" : "Off",
 		     c->body_limit ? c->body_limit : (size_t)1,
 		     c->body_limit ? c->body_limit : (size_t)1);
 	if (n < 0 || (size_t)n >= sizeof(text) || add_text(w, "moat's WAF settings", text, err) < 0)
@@ -393,16 +417,19 @@ struct moat_waf *moat_waf_new(const struct moat_waf_conf *c, char **err)
 	seed(w);
 
 	pthread_mutex_lock(&load_lock);
-	w->ms = msc_init();
-	w->rules = w->ms ? msc_create_rules_set() : NULL;
-	if (!w->ms || !w->rules) {
-		*err = errf("waf: out of memory");
-	} else {
-		msc_set_connector_info(w->ms, "moat");
-		msc_set_log_cb(w->ms, log_cb);
-		if (load(w, c, err) < 0 && !*err)
-			*err = errf("waf: out of memory");
+	if (!shared_ms && (shared_ms = msc_init()) != NULL) {
+		msc_set_connector_info(shared_ms, "moat");
+		msc_set_log_cb(shared_ms, log_cb);
 	}
+	if (shared_ms) {
+		w->ms = shared_ms;
+		shared_refs++;
+	}
+	w->rules = w->ms ? msc_create_rules_set() : NULL;
+	if (!w->rules)
+		*err = errf("waf: out of memory");
+	else if (load(w, c, err) < 0 && !*err)
+		*err = errf("waf: out of memory");
 	pthread_mutex_unlock(&load_lock);
 	if (*err) {
 		moat_waf_free(w);
@@ -418,8 +445,10 @@ void moat_waf_free(struct moat_waf *w)
 	pthread_mutex_lock(&load_lock);
 	if (w->rules)
 		msc_rules_cleanup(w->rules);
-	if (w->ms)
-		msc_cleanup(w->ms);
+	if (w->ms && --shared_refs == 0) {
+		msc_cleanup(shared_ms);
+		shared_ms = NULL;
+	}
 	pthread_mutex_unlock(&load_lock);
 	free(w);
 }

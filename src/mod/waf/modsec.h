@@ -63,7 +63,8 @@ struct moat_waf;
  * rules from <file>: <ModSecurity's message>", or what was wrong with c).
  * Control thread only: ModSecurity's rule parser is not thread-safe, so
  * loads (and frees) are serialised by a process-wide lock anyway. Takes
- * about a second for the full CRS.
+ * some 50 ms for the CRS 3.3. Rule sets may coexist (a reload builds the
+ * new one before freeing the old).
  */
 struct moat_waf *moat_waf_new(const struct moat_waf_conf *c, char **err);
 
@@ -142,7 +143,11 @@ struct moat_waf_verdict {
  * never depend on that text: they come from ModSecurity's intervention.
  *
  * Thread-safe: any number of workers may check requests on the same w at
- * once. Pure of I/O; allocates (libmodsecurity does, a lot).
+ * once. Pure of I/O; allocates (libmodsecurity does, a lot). Costly, and
+ * the cost grows with what the client sends: on one core of the test
+ * machine, paranoia 1, about 1.5 ms for a GET with a browser's headers,
+ * 45 ms for a 16 KiB form of 400 fields, 300 ms for 16 KiB of 2,000
+ * empty fields. body_limit bounds it; keep it to what forms need.
  */
 int moat_waf_check(struct moat_waf *w, const struct moat_waf_req *r, struct moat_waf_verdict *v);
 
