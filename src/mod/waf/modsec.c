@@ -91,9 +91,15 @@
  *     above: no rule left reads them. The only writes left are 913xxx's
  *     setvar:ip.reput_block_* (scanner detection), done under the library's
  *     mutex into one fixed key, and never read.
- *   - The log callback is set once per ModSecurity instance at load and is
- *     handed the pointer given to msc_new_transaction_with_id(): each check
- *     passes its own stack context, so capturing needs no lock.
+ *   - ModSecurity's destructor runs process-wide teardowns (libxml2's
+ *     xmlCleanupParser(), curl_global_cleanup(), GeoIP's): with one
+ *     instance per struct moat_waf, freeing the old rule set after a reload
+ *     would pull libxml2's state from under workers parsing XML on the new
+ *     one. So the process has one instance (shared_ms), made with the first
+ *     rule set and destroyed with the last.
+ *   - The log callback is set once on that instance and is handed the
+ *     pointer given to msc_new_transaction_with_id(): each check passes its
+ *     own stack context, so capturing needs no lock.
  *   - moat_waf_check() touches the struct moat_waf only to read it, and to
  *     bump an atomic counter for transaction ids.
  *
@@ -165,11 +171,8 @@ struct moat_waf {
 /* Serialises rule loading (the parser's globals) and guards the shared
  * ModSecurity instance below. */
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
-/* One ModSecurity instance for the process, shared by every rule set: its
- * destructor runs xmlCleanupParser(), curl_global_cleanup() and GeoIP's
- * cleanup, process-wide teardowns that must not run while workers check
- * requests on another rule set (after a reload, the old set is freed while
- * the new one is in use). It is destroyed with the last rule set. */
+/* The process's one ModSecurity instance, shared by every rule set and
+ * destroyed with the last (see "Thread safety" above). */
 static ModSecurity *shared_ms;
 static unsigned shared_refs;
 
