@@ -15,6 +15,7 @@
  * active count. One thread retires at a time; the others go on (an ended
  * ban still fails the until > now test of a lookup).
  */
+#include "core/hash.h"
 #include "mod/ban/bantable.h"
 
 #include <errno.h>
@@ -85,41 +86,9 @@ void moat_ban_addr_from_sockaddr(const struct sockaddr *sa, unsigned char out[16
 	}
 }
 
-/* SipHash-1-3 of the 16 bytes (the same function as moat_limit_key; a
- * module includes no other module, so each keeps its copy). */
-#define ROTL(x, n) (((x) << (n)) | ((x) >> (64 - (n))))
-#define SIPROUND(v0, v1, v2, v3) do { \
-		v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
-		v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2; \
-		v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0; \
-		v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
-	} while (0)
-
-static uint64_t le64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 static uint64_t addr_hash(const struct moat_bans *b, const unsigned char a[16])
 {
-	uint64_t v0 = b->k0 ^ 0x736f6d6570736575ull, v1 = b->k1 ^ 0x646f72616e646f6dull;
-	uint64_t v2 = b->k0 ^ 0x6c7967656e657261ull, v3 = b->k1 ^ 0x7465646279746573ull;
-	uint64_t m[3] = { le64(a), le64(a + 8), (uint64_t)16 << 56 };
-
-	for (unsigned i = 0; i < 3; i++) {
-		v3 ^= m[i];
-		SIPROUND(v0, v1, v2, v3);
-		v0 ^= m[i];
-	}
-	v2 ^= 0xff;
-	SIPROUND(v0, v1, v2, v3);
-	SIPROUND(v0, v1, v2, v3);
-	SIPROUND(v0, v1, v2, v3);
-	return v0 ^ v1 ^ v2 ^ v3;
+	return moat_siphash13(b->k0, b->k1, a, 16);
 }
 
 /* ---- one shard (its lock held) ------------------------------------------ */

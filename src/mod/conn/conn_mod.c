@@ -17,6 +17,7 @@
 #include <sys/random.h>
 
 #include "conf/conf.h"
+#include "core/hash.h"
 #include "mod/conn/conn_mod.h"
 #include "proxy/phase.h"
 
@@ -24,6 +25,7 @@
 
 struct entry {
 	unsigned char addr[16];
+	uint64_t hash;
 	unsigned count;
 	struct entry *next;
 };
@@ -55,17 +57,9 @@ static int addr_key(const struct sockaddr *sa, unsigned char out[16])
 	return -1;
 }
 
-static uint64_t mix(uint64_t seed, const unsigned char a[16])
+static uint64_t hash_of(const struct conn_state *st, const unsigned char a[16])
 {
-	uint64_t x, y;
-
-	memcpy(&x, a, 8);
-	memcpy(&y, a + 8, 8);
-	x ^= seed;
-	x *= 0x9e3779b97f4a7c15ull;
-	x ^= y + (x >> 29);
-	x *= 0xbf58476d1ce4e5b9ull;
-	return x ^ (x >> 32);
+	return moat_siphash13(st->seed, 0, a, 16);
 }
 
 static int grow(struct shard *s)
@@ -79,27 +73,15 @@ static int grow(struct shard *s)
 		struct entry *e = s->slots[i], *next;
 
 		for (; e; e = next) {
-			uint64_t h;
-
 			next = e->next;
-			memcpy(&h, e->addr + 8, 8);
-			h = (h * 0x9e3779b97f4a7c15ull) >> 7;
-			e->next = slots[h & (n - 1)];
-			slots[h & (n - 1)] = e;
+			e->next = slots[(e->hash >> 8) & (n - 1)];
+			slots[(e->hash >> 8) & (n - 1)] = e;
 		}
 	}
 	free(s->slots);
 	s->slots = slots;
 	s->nslots = n;
 	return 0;
-}
-
-static size_t slot_of(const struct shard *s, const unsigned char a[16])
-{
-	uint64_t h;
-
-	memcpy(&h, a + 8, 8);
-	return (size_t)(((h * 0x9e3779b97f4a7c15ull) >> 7) & (s->nslots - 1));
 }
 
 static int conn_start(const struct moat_conf *conf, void **state)
@@ -146,27 +128,30 @@ static int conn_admit(void *state, const struct moat_conf *conf, const struct mo
 	unsigned char a[16];
 	struct shard *s;
 	struct entry *e;
+	uint64_t h;
 	int rc = 0;
 
 	(void)l;
 	(void)now_ms;
 	if (limit == 0 || addr_key(client, a) < 0)
 		return 0;
-	s = &st->shards[mix(st->seed, a) % SHARDS];
+	h = hash_of(st, a);
+	s = &st->shards[h % SHARDS];
 	pthread_mutex_lock(&s->lock);
 	if ((s->nslots == 0 || s->n >= s->nslots) && grow(s) < 0) {
 		pthread_mutex_unlock(&s->lock);
 		return 0; /* out of memory: fail open, never refuse for our own trouble */
 	}
-	for (e = s->slots[slot_of(s, a)]; e; e = e->next)
+	for (e = s->slots[(h >> 8) & (s->nslots - 1)]; e; e = e->next)
 		if (memcmp(e->addr, a, 16) == 0)
 			break;
 	if (e == NULL) {
 		e = calloc(1, sizeof(*e));
 		if (e) {
-			size_t i = slot_of(s, a);
+			size_t i = (h >> 8) & (s->nslots - 1);
 
 			memcpy(e->addr, a, 16);
+			e->hash = h;
 			e->next = s->slots[i];
 			s->slots[i] = e;
 			s->n++;
@@ -193,14 +178,16 @@ static void conn_gone(void *state, const struct moat_conf *conf, const struct so
 	unsigned char a[16];
 	struct shard *s;
 	struct entry **pe, *e;
+	uint64_t h;
 
 	(void)conf;
 	if (addr_key(client, a) < 0)
 		return;
-	s = &st->shards[mix(st->seed, a) % SHARDS];
+	h = hash_of(st, a);
+	s = &st->shards[h % SHARDS];
 	pthread_mutex_lock(&s->lock);
 	if (s->nslots) {
-		for (pe = &s->slots[slot_of(s, a)]; (e = *pe) != NULL; pe = &e->next) {
+		for (pe = &s->slots[(h >> 8) & (s->nslots - 1)]; (e = *pe) != NULL; pe = &e->next) {
 			if (memcmp(e->addr, a, 16) != 0)
 				continue;
 			if (--e->count == 0) {
