@@ -38,5 +38,15 @@ for f in $(find src -mindepth 2 -name '*.[ch]'); do
 		esac
 	done
 done
+# A module never includes another module: src/mod/X/ includes only mod/X/.
+for f in $(find src/mod -mindepth 2 -name '*.[ch]' 2>/dev/null); do
+	own=$(echo "$f" | cut -d/ -f3)
+	for other in $(grep -E '^#include "mod/' "$f" | sed -E 's/#include "mod\/([^/"]+)\/.*/\1/'); do
+		if [ "$other" != "$own" ]; then
+			echo "check-layers: $f (module '$own') includes module '$other'"
+			bad=1
+		fi
+	done
+done
 [ $bad -eq 0 ] && echo "check-layers: ok"
 exit $bad
