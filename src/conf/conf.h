@@ -208,6 +208,7 @@ struct moat_conf_route {
 	size_t nrate_limits;
 	struct moat_conf_pos rate_limit_pos;
 	struct moat_conf_waf waf;
+	int normalize_path;         /* forward the normalised path (the one routed on) instead of the raw one */
 };
 
 struct moat_conf_listener {

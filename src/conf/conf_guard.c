@@ -843,6 +843,8 @@ void moat_conf_guard_print_route(const struct moat_conf_route *r, FILE *out)
 	size_t i;
 
 	print_acl(&r->acl, out);
+	if (r->normalize_path)
+		fprintf(out, "    normalize_path: true\n");
 	if (r->has_body_max) {
 		moat_conf_format_size(r->body_max, b, sizeof b);
 		fprintf(out, "    body: %s\n", b);
@@ -962,6 +964,7 @@ int moat_conf_guard_equal(const struct moat_conf *a, const struct moat_conf *b)
 		const struct moat_conf_route *x = &a->routes[i], *y = &b->routes[i];
 
 		if (!acl_eq(&x->acl, &y->acl) || x->has_body_max != y->has_body_max || x->body_max != y->body_max ||
+		    x->normalize_path != y->normalize_path ||
 		    x->nrate_limits != y->nrate_limits || !waf_eq(&x->waf, &y->waf))
 			return 0;
 		for (j = 0; j < x->nrate_limits; j++)

@@ -480,7 +480,7 @@ static void set_strip_headers(struct moat_conf_loader *ld, yaml_node_t *val, voi
 }
 
 enum { RT_HOST, RT_PATH, RT_UPSTREAM, RT_STRIP_HEADERS, RT_ALLOW, RT_DENY, RT_ALLOW_FILE, RT_DENY_FILE, RT_BODY,
-       RT_RATE_LIMIT, RT_WAF };
+       RT_RATE_LIMIT, RT_WAF, RT_NORMALIZE_PATH };
 
 static const struct moat_conf_key route_keys[] = {
 	[RT_HOST] = { "host", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_route_host, NULL, 0 },
@@ -494,6 +494,8 @@ static const struct moat_conf_key route_keys[] = {
 	[RT_BODY] = { "body", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_guard_route_body, NULL, 0 },
 	[RT_RATE_LIMIT] = { "rate_limit", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_guard_route_rate_limit, NULL, 0 },
 	[RT_WAF] = { "waf", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_guard_route_waf, NULL, 0 },
+	[RT_NORMALIZE_PATH] = { "normalize_path", MOAT_CONF_K_BOOL, offsetof(struct moat_conf_route, normalize_path), 0,
+				1, NULL, NULL, 0 },
 };
 
 static void set_routes(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)

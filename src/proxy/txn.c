@@ -281,7 +281,8 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 	struct moat_fwd_req f;
 	char ip[64];
 	uint64_t body_max;
-	int abs, hooks;
+	char *fwd_path = NULL;
+	int abs, hooks, rc;
 
 	if (!t) {
 		moat_client_head_error(c, 503, "out of memory");
@@ -415,8 +416,24 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 	f.upgrade = t->upgrade;
 	f.framing = h->framing;
 	f.content_length = h->content_length;
+	if (t->route->normalize_path && path_len && path[0] == '/') {
+		/* the route forwards the path it was routed on, with the query */
+		const char *qm = memchr(path, '?', path_len);
+		size_t qlen = qm ? (size_t)(path + path_len - qm) : 0;
+		int nl;
+
+		fwd_path = malloc(path_len + 1);
+		nl = fwd_path ? moat_path_normalize(path, path_len, fwd_path) : -1;
+		if (nl >= 0) {
+			memcpy(fwd_path + nl, qm, qlen);
+			f.target = fwd_path;
+			f.target_len = (size_t)nl + qlen;
+		}
+	}
 	moat_buf_init(&t->reqhead, NULL, conf->limits.header_size_max * 2 + 4096);
-	if (moat_fwd_request_head(&t->reqhead, h, &f) < 0) {
+	rc = moat_fwd_request_head(&t->reqhead, h, &f);
+	free(fwd_path);
+	if (rc < 0) {
 		moat_buf_consume(&c->in, headlen);
 		t->keepalive = 0;
 		moat_txn_error(c, 431);

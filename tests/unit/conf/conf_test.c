@@ -319,7 +319,7 @@ static void test_unknown_key(void **state)
 		     "keepalive, client_send, backend_connect, backend_first_byte, backend_idle, drain");
 	expect_error(MINIMAL_TAIL "  - {upstream: app, weight: 2}\n",
 		     "t.yaml:8:21: unknown key \"weight\" in routes[1]; expected one of: host, path, upstream, strip_headers, "
-		     "allow, deny, allow_file, deny_file, body, rate_limit, waf");
+		     "allow, deny, allow_file, deny_file, body, rate_limit, waf, normalize_path");
 	expect_error("upstreams:\n  app:\n    servers: [{address: 127.0.0.1:1, wieght: 2}]\n"
 		     "listeners: [{listen: \":80\"}]\nroutes: [{upstream: app}]\n",
 		     "t.yaml:3:38: unknown key \"wieght\" in upstreams.app.servers[0]; expected one of: address, weight, "
