@@ -622,9 +622,8 @@ static int file_entry(void *ctx, int family, const unsigned char addr[16], unsig
 
 	(void)line;
 	(void)col;
-	if (f->n >= MOAT_CONF_MAX_CIDR_FILE)
-		return 0;
-	f->n++;
+	if (f->n++ >= MOAT_CONF_MAX_CIDR_FILE)
+		return 0; /* counted: one past the bound is refused after the parse */
 	return moat_cidr_trie_add(f->trie, family, addr, prefix, f->value);
 }
 
@@ -651,11 +650,13 @@ static char *read_small_file(const char *path, size_t *len, int *err)
 		if (*len == cap) {
 			char *nb;
 
-			if (cap >= MOAT_CONF_MAX_FILE) {
+			if (cap > MOAT_CONF_MAX_FILE) { /* MOAT_CONF_MAX_FILE bytes are allowed, one more is not */
 				*err = EFBIG;
 				break;
 			}
 			cap = cap ? cap * 2 : 4096;
+			if (cap > MOAT_CONF_MAX_FILE + 1)
+				cap = MOAT_CONF_MAX_FILE + 1;
 			nb = realloc(buf, cap + 1);
 			if (nb == NULL) {
 				*err = ENOMEM;
@@ -666,7 +667,7 @@ static char *read_small_file(const char *path, size_t *len, int *err)
 		got = fread(buf + *len, 1, cap - *len, fp);
 		*len += got;
 		if (got == 0) {
-			*err = ferror(fp) ? EIO : 0;
+			*err = ferror(fp) ? (errno ? errno : EIO) : 0; /* EISDIR for a directory */
 			break;
 		}
 	}
@@ -699,7 +700,7 @@ static void load_list_file(struct moat_conf_loader *ld, struct moat_conf_acl *a,
 	free(data);
 	if (rc < 0 && f.errors == 0)
 		moat_conf_yaml_error_at(ld, at, "%s: %s: out of memory", key, path);
-	if (f.n >= MOAT_CONF_MAX_CIDR_FILE)
+	if (f.n > MOAT_CONF_MAX_CIDR_FILE)
 		moat_conf_yaml_error_at(ld, at, "%s: %s: more than %u blocks", key, path, MOAT_CONF_MAX_CIDR_FILE);
 	*count = f.n;
 }
