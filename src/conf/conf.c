@@ -635,7 +635,7 @@ int moat_conf_print(const struct moat_conf *c, FILE *out)
 	fprintf(out, "  connections_total: %u\n", c->limits.conns_total);
 	put_size(out, "min_body_rate", c->limits.min_body_rate);
 	put_size(out, "min_send_rate", c->limits.min_send_rate);
-	put_size(out, "rate_limit_keys", c->limits.rate_limit_keys);
+	fprintf(out, "  rate_limit_keys: %zu\n", c->limits.rate_limit_keys);
 
 	fprintf(out, "timeouts:\n");
 	put_duration(out, "client_header", t->client_header);

@@ -241,7 +241,7 @@ struct moat_conf_limits {
 	unsigned conns_total;        /* open connections of the process; 0 = off */
 	uint64_t min_body_rate;      /* bytes/s a request body averages; 0 = off; default 512 */
 	uint64_t min_send_rate;      /* bytes/s a client reads a response at; 0 = off; default 512 */
-	uint64_t rate_limit_keys;    /* rate-limit keys held; default 1M */
+	size_t rate_limit_keys;      /* rate-limit keys held; default 1M */
 };
 
 /* Where the client address comes from behind a trusted proxy. */

@@ -258,7 +258,8 @@ static int bool_word(const yaml_node_t *n)
 	static const char *const no[] = { "off", "false", "no", "Off", "False", "No", "OFF", "FALSE", "NO" };
 	size_t i;
 
-	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+	/* quoted too: a generated file may well write "on" */
+	if (n->type != YAML_SCALAR_NODE)
 		return -1;
 	for (i = 0; i < MOAT_CONF_NELEM(yes); i++)
 		if (strcmp(sval(n), yes[i]) == 0)

@@ -253,7 +253,7 @@ static const struct moat_conf_key limits_keys[] = {
 				0, MOAT_MAX_MIN_RATE, NULL, NULL, 0 },
 	[LIM_MIN_SEND_RATE] = { "min_send_rate", MOAT_CONF_K_SIZE64, offsetof(struct moat_conf_limits, min_send_rate),
 				0, MOAT_MAX_MIN_RATE, NULL, NULL, 0 },
-	[LIM_RATE_KEYS] = { "rate_limit_keys", MOAT_CONF_K_SIZE64, offsetof(struct moat_conf_limits, rate_limit_keys),
+	[LIM_RATE_KEYS] = { "rate_limit_keys", MOAT_CONF_K_COUNT, offsetof(struct moat_conf_limits, rate_limit_keys),
 			    MOAT_MIN_RATE_LIMIT_KEYS, MOAT_MAX_RATE_LIMIT_KEYS, NULL, NULL, 0 },
 };
 

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -252,6 +254,17 @@ static int parse_status(int rc)
 	}
 }
 
+void moat_worker_refusal_summary(struct moat_timer *tm)
+{
+	struct moat_worker *w = (struct moat_worker *)((char *)tm - offsetof(struct moat_worker, refusal_timer));
+
+	if (w->refusal_log_dropped) {
+		moat_log(MOAT_LOGL_INFO, "w%u: %llu refusals not logged (log.refusal_rate %u/s)", w->id,
+			 w->refusal_log_dropped, w->conf->ref->conf->refusal_log_rate);
+		w->refusal_log_dropped = 0;
+	}
+}
+
 void moat_client_log_refusal(const struct moat_client *c, int status, const char *why)
 {
 	moat_client_log_refusal_as(c, NULL, status, why);
@@ -273,7 +286,9 @@ void moat_client_log_refusal_as(const struct moat_client *c, const char *client,
 		w->refusal_log_n = 0;
 	}
 	if (rate && w->refusal_log_n >= rate) {
-		w->refusal_log_dropped++;
+		/* said at the next second even if no refusal follows */
+		if (w->refusal_log_dropped++ == 0)
+			moat_timer_set(&w->loop.timers, &w->refusal_timer, (sec + 1) * 1000);
 		return;
 	}
 	w->refusal_log_n++;
@@ -364,6 +379,16 @@ static int run_head(struct moat_client *c)
 	return 1;
 }
 
+/* Bytes written to the socket that the peer has not taken yet. */
+static uint64_t unsent(int fd)
+{
+	int n = 0;
+
+	if (ioctl(fd, SIOCOUTQ, &n) < 0 || n < 0)
+		return 0;
+	return (uint64_t)n;
+}
+
 /* The earlier of the idle deadline and the one the minimum rate sets: a
  * transfer that started at `start` and moved `bytes` must end its grace
  * (`grace` ms) plus one second per `rate` bytes. Marks the conn slow when
@@ -421,12 +446,22 @@ static void arm_client_timer(struct moat_client *c)
 			deadline = c->last_write_ms + conf->timeouts.client_send;
 			/* slow read: while it holds us up, it must read at
 			 * min_send_rate on average, after a grace of client_send */
-			if (!c->send_started_ms) {
-				c->send_started_ms = now;
-				c->send_base = c->io.nwritten;
+			if (conf->limits.min_send_rate) {
+				/* what the client took: written, less what still
+				 * waits in our socket's send queue */
+				uint64_t took = c->io.nwritten - unsent(c->ev.fd);
+
+				if (!c->send_started_ms) {
+					c->send_started_ms = now;
+					c->send_base = took;
+				}
+				deadline = rate_deadline(c, deadline, c->send_started_ms,
+							 took > c->send_base ? took - c->send_base : 0,
+							 conf->timeouts.client_send, conf->limits.min_send_rate);
 			}
-			deadline = rate_deadline(c, deadline, c->send_started_ms, c->io.nwritten - c->send_base,
-						 conf->timeouts.client_send, conf->limits.min_send_rate);
+			/* the client is not reading: the defence against slow
+			 * readers fires either way */
+			c->slow = 1;
 		} else if (!c->txn->req_done &&
 			   (c->txn->phase == MOAT_TXN_EXCHANGE || c->txn->phase == MOAT_TXN_INSPECT)) {
 			deadline = c->last_read_ms + conf->timeouts.client_body;

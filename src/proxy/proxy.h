@@ -265,6 +265,7 @@ struct moat_worker {
 	uint64_t refusal_log_sec;      /* error-log rate limit of refusals: current second */
 	unsigned refusal_log_n;        /* lines written in it */
 	unsigned long long refusal_log_dropped; /* lines not written since the last summary */
+	struct moat_timer refusal_timer; /* writes the summary of what was left out */
 	size_t hdrs_cap;
 };
 
@@ -346,6 +347,8 @@ void moat_client_log_refusal(const struct moat_client *c, int status, const char
  * log.refusal_rate lines per second per worker, the rest counted and
  * summarised in the next line written. */
 void moat_client_log_refusal_as(const struct moat_client *c, const char *client, int status, const char *why);
+/* The refusal_timer's callback: the summary of lines left out. */
+void moat_worker_refusal_summary(struct moat_timer *tm);
 
 /* txn.c: start a txn for a parsed head (headlen bytes of c->in); run it as
  * far as it goes (1 progress, 0 waiting, -1 ended); end it with moat's own

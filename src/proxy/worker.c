@@ -562,6 +562,7 @@ void *moat_worker_main(void *arg)
 	w->reap.cb = reap;
 	w->stop_timer.cb = stop_timer_cb;
 	w->accept_timer.cb = accept_timer_cb;
+	w->refusal_timer.cb = moat_worker_refusal_summary;
 	w->pending_timer.cb = pending_timer_cb;
 	w->retire_timer.cb = retire_timer_cb;
 	w->bufpool.max_free = 256;

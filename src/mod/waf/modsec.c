@@ -281,6 +281,10 @@ static int load(struct moat_waf *w, const struct moat_waf_conf *c, char **err)
 	const char *dir = c->crs_dir;
 	int n;
 
+	/* Debian's own tree, named: the same as the default (its setup
+	 * lives in /etc/modsecurity/crs) */
+	if (dir && (strcmp(dir, "/usr/share/modsecurity-crs") == 0 || strcmp(dir, "/usr/share/modsecurity-crs/") == 0))
+		dir = NULL;
 	if (dir) {
 		if ((size_t)snprintf(setup, sizeof(setup), "%s/crs-setup.conf", dir) >= sizeof(setup) ||
 		    (size_t)snprintf(rules, sizeof(rules), "%s/rules", dir) >= sizeof(rules) ||
