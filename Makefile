@@ -36,7 +36,7 @@ FUZZSRC  := $(wildcard fuzz/*_fuzz.c)
 FUZZBIN  := $(FUZZSRC:fuzz/%.c=$(BUILD)/fuzz/%)
 
 .PHONY: all deps run test unit integration asan asan-build fuzz fuzz-short fuzz-long \
-	bench lint clean check-layers
+	bench bench-guard lint clean check-layers slowhttp
 
 all: $(BUILD)/moat
 
@@ -123,6 +123,17 @@ test: deps
 
 bench: deps all
 	@sh bench/run.sh
+
+# The gatekeeping benchmark: rate limits (moat, nginx, HAProxy) and the WAF
+# (moat); see docs/benchmark.md, "Gatekeeping".
+bench-guard: deps all
+	@sh bench/guard.sh
+
+# moat under slowhttptest (slowloris, slow body, slow read: 2000 connections
+# each) while an ordinary client keeps being served; SLOWHTTP_SECONDS (30)
+# bounds it. See docs/testing.md.
+slowhttp: all
+	@sh scripts/slowhttp.sh
 
 clean:
 	rm -rf build
