@@ -54,7 +54,10 @@ int moat_cidr_parse(const char *s, size_t len, int *family, unsigned char addr[1
 
 /*
  * A path-compressed binary trie mapping CIDR blocks to values >= 0, one
- * tree for IPv4 and one for IPv6, its nodes in one array.
+ * tree for IPv4 and one for IPv6, its nodes in one array (32 bytes per
+ * node, fewer than two nodes per block); a family with 256 blocks or more
+ * also gets a 512 KiB table indexed by the top 16 bits that skips the top
+ * levels.
  *
  * Owner: whoever builds it (the config snapshot). Thread: add and free
  * from one thread; once the last add has returned and the trie is

@@ -366,12 +366,39 @@ static void random_addr(int v6, unsigned char *a, const struct ref *near)
 	}
 }
 
+/* Queries around the first n blocks, against the linear scan. */
+static void check_random(const struct moat_cidr_trie *t, const struct ref *refs, size_t n, int q)
+{
+	int i;
+
+	for (i = 0; i < q; i++) {
+		unsigned char a[16];
+		int v6 = (int)(rnd() % 2), want, got;
+		const struct ref *near = &refs[rnd() % n];
+
+		random_addr(v6, a, rnd() % 4 && near->v6 == v6 ? near : NULL);
+		if (v6 && memcmp(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0)
+			a[0] = 0x20;
+		want = ref_lookup(refs, n, v6, a);
+		got = moat_cidr_trie_lookup_raw(t, v6 ? AF_INET6 : AF_INET, a);
+		if (got != want)
+			fail_msg("after %zu blocks, query %d: trie %d, linear %d", n, i, got, want);
+	}
+}
+
+/*
+ * Random blocks and addresses against a linear scan, checked at several
+ * sizes: before and after a family reaches the size where a jump table
+ * over its top 16 bits is built (256 blocks), and well past it, so blocks
+ * are added both before the table exists and into it.
+ */
 static void test_random_vs_linear(void **state)
 {
-	enum { N = 4000, Q = 40000 };
+	enum { N = 4000 };
+	static const size_t checkpoints[] = { 1, 100, 400, 511, 520, 600, 1100, 2000, N };
 	struct ref *refs = calloc(N, sizeof *refs);
 	struct moat_cidr_trie *t = moat_cidr_trie_new();
-	size_t i, distinct = 0;
+	size_t i, c = 0, distinct = 0;
 
 	(void)state;
 	assert_non_null(refs);
@@ -395,6 +422,8 @@ static void test_random_vs_linear(void **state)
 		r->plen = (unsigned)(rnd() % (max + 1));
 		if (rnd() % 8 == 0)
 			r->plen = max;
+		else if (rnd() % 4 == 0)
+			r->plen = (unsigned)(rnd() % 17); /* shorter than the jump table's /16 */
 		if (r->v6 && r->a[0] == 0 && r->a[10] == 0xff)
 			r->a[0] = 0x20; /* keep clear of ::ffff:0:0/96, filed as IPv4 */
 		r->value = (int)(rnd() % 1000);
@@ -408,6 +437,10 @@ static void test_random_vs_linear(void **state)
 			memcpy(r->a, m, sizeof m);
 		}
 		assert_int_equal(moat_cidr_trie_add(t, r->v6 ? AF_INET6 : AF_INET, r->a, r->plen, r->value), 0);
+		if (i + 1 == checkpoints[c]) {
+			check_random(t, refs, i + 1, i + 1 == N ? 40000 : 3000);
+			c++;
+		}
 	}
 	for (i = 0; i < N; i++) {
 		size_t j;
@@ -419,26 +452,54 @@ static void test_random_vs_linear(void **state)
 		distinct += !dup;
 	}
 	assert_int_equal(moat_cidr_trie_count(t), distinct);
-	for (i = 0; i < Q; i++) {
-		unsigned char a[16];
-		int v6 = (int)(rnd() % 2), want, got;
-
-		random_addr(v6, a, rnd() % 4 ? &refs[rnd() % N] : NULL);
-		if (rnd() % 4 && refs[i % N].v6 == v6)
-			random_addr(v6, a, &refs[i % N]);
-		if (v6 && memcmp(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0)
-			a[0] = 0x20;
-		want = ref_lookup(refs, N, v6, a);
-		got = moat_cidr_trie_lookup_raw(t, v6 ? AF_INET6 : AF_INET, a);
-		if (got != want)
-			fail_msg("query %zu: trie %d, linear %d", i, got, want);
-	}
 	/* every block finds itself (or a later duplicate's value) */
 	for (i = 0; i < N; i++)
 		assert_int_equal(moat_cidr_trie_lookup_raw(t, refs[i].v6 ? AF_INET6 : AF_INET, refs[i].a),
 				 ref_lookup(refs, N, refs[i].v6, refs[i].a));
 	moat_cidr_trie_free(t);
 	free(refs);
+}
+
+/* A list as big as the ones the trie is made for: 100k blocks. */
+static void test_big(void **state)
+{
+	struct moat_cidr_trie *t = moat_cidr_trie_new();
+	unsigned char a[16];
+	unsigned i;
+
+	(void)state;
+	for (i = 0; i < 100000; i++) {
+		/* 10.x.y.0/24 for every x.y with x < 128, then 2001:db8:iiii:ii00::/56 */
+		memset(a, 0, sizeof a);
+		if (i < 32768) {
+			a[0] = 10;
+			a[1] = (unsigned char)(i >> 8);
+			a[2] = (unsigned char)i;
+			assert_int_equal(moat_cidr_trie_add(t, AF_INET, a, 24, (int)i), 0);
+		} else {
+			a[0] = 0x20;
+			a[1] = 0x01;
+			a[2] = 0x0d;
+			a[3] = 0xb8;
+			a[4] = (unsigned char)(i >> 16);
+			a[5] = (unsigned char)(i >> 8);
+			a[6] = (unsigned char)i;
+			assert_int_equal(moat_cidr_trie_add(t, AF_INET6, a, 56, (int)i), 0);
+		}
+	}
+	add(t, "10.0.0.0/8", 200000);
+	add(t, "0.0.0.0/0", 200001);
+	assert_int_equal(moat_cidr_trie_count(t), 100002);
+	assert_int_equal(look(t, "10.0.0.1"), 0);
+	assert_int_equal(look(t, "10.127.255.255"), 32767);
+	assert_int_equal(look(t, "10.128.0.1"), 200000);
+	assert_int_equal(look(t, "11.0.0.1"), 200001);
+	assert_int_equal(look(t, "::ffff:10.1.2.3"), 0x0102);
+	assert_int_equal(look(t, "2001:db8:80:0:1::1"), 32768);
+	assert_int_equal(look(t, "2001:db8:186:9fff::1"), 99999);
+	assert_int_equal(look(t, "2001:db8:0:8000::1"), -1);
+	assert_int_equal(look(t, "2001:db8:186:a000::"), -1);
+	moat_cidr_trie_free(t);
 }
 
 /* ---- list files ------------------------------------------------------- */
@@ -578,6 +639,7 @@ int main(void)
 		cmocka_unit_test(test_edges),
 		cmocka_unit_test(test_v4_mapped),
 		cmocka_unit_test(test_random_vs_linear),
+		cmocka_unit_test(test_big),
 		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_list_edges),
 		cmocka_unit_test(test_list_to_trie),
