@@ -273,9 +273,15 @@ for p in $CPID $(for m in $MODES; do eval "echo \$SPID_$m"; done); do
 done
 
 # ---------------------------------------------------------------- report
+# slowhttptest's last status block (it prints one every 5 s) and how it
+# ended, without its colours
+esc=$(printf '\033')
 for mode in $MODES; do
-	echo "--- slowhttptest -$mode (last lines)"
-	tr '\r' '\n' <"$WORK/slow-$mode.log" | grep -v '^[[:space:]]*$' | tail -n 6
+	echo "--- slowhttptest -$mode"
+	tr '\r' '\n' <"$WORK/slow-$mode.log" | sed "s/${esc}\[[0-9;]*[A-Za-z]//g" |
+		grep -v '^[[:space:]]*$' |
+		awk '/slow HTTP test status on/ { n = 0 } { block[n++] = $0 } END { for (i = 0; i < n; i++) print block[i] }' |
+		grep -E 'status on|connected|pending|error|closed|available|Test ended|Exit status'
 done
 
 alive=1
