@@ -615,6 +615,7 @@ static int module_api(const struct moat_admin_ctx *x, const struct moat_admin_re
 	if (status != 200 && moat_buf_len(&out) == 0) {
 		moat_admin_error(r, status, status == 404 ? "not found" : "refused");
 	} else {
+		moat_text_reset(r->body);
 		r->status = status;
 		r->content_type = "application/json";
 		moat_text_add(r->body, moat_buf_head(&out), moat_buf_len(&out));

@@ -315,6 +315,8 @@ void moat_client_head_error(struct moat_client *c, int status, const char *why)
 	MOAT_STAT_INC(c->w->stats.refusals[moat_refusal_of_status(status)]);
 	if (status != 408)
 		moat_phase_offense(c, NULL, MOAT_OFFENSE_MALFORMED);
+	if (status >= 400 && status < 500)
+		moat_phase_offense(c, NULL, MOAT_OFFENSE_4XX);
 	moat_buf_release(&c->in);
 	moat_errpage_write(&c->out, status, 0, 0);
 	moat_client_closing(c);

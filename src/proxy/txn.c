@@ -514,7 +514,7 @@ static int run_inspect(struct moat_client *c, struct moat_txn *t)
 			complete = 1;
 		}
 		if (!complete && have < want && !c->io.eof && moat_buf_reserve(&c->in, 1) > 0)
-			return 0;
+			return c->io.can_read ? 1 : 0; /* more may wait: read again (edge-triggered) */
 		if (have > want)
 			have = want;
 		resume_hooks(c, moat_phase_body(c, moat_buf_head(&c->in), have, complete));
@@ -550,7 +550,7 @@ static int run_inspect(struct moat_client *c, struct moat_txn *t)
 		complete = ev == MOAT_CHUNKED_DONE;
 		if (ev >= 0 && !complete && n < want && !c->io.eof && moat_buf_reserve(&c->in, 1) > 0) {
 			free(body);
-			return 0;
+			return c->io.can_read ? 1 : 0;
 		}
 		resume_hooks(c, moat_phase_body(c, body, n, complete));
 		free(body);
@@ -1368,8 +1368,8 @@ void moat_txn_finish(struct moat_client *c)
 	moat_pending_del(w, c);
 	moat_balance_txn_end(t);
 	count_txn(w, t);
-	if (t->status >= 400 && t->status < 500 && t->route)
-		moat_phase_offense(c, (const struct sockaddr *)&t->client, MOAT_OFFENSE_4XX);
+	if (t->status >= 400 && t->status < 500)
+		moat_phase_offense(c, t->route ? (const struct sockaddr *)&t->client : NULL, MOAT_OFFENSE_4XX);
 	moat_phase_txn_end(t);
 	if (t->lv_method || t->lv_uri)
 		write_access(c, t);
