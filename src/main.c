@@ -179,16 +179,6 @@ static int serve(struct moat_conf *conf, const char *path)
 			return 1;
 		}
 	}
-	/* The policy modules, in the order their hooks run: connection
-	 * limits and bans first (cheapest, at accept), then address lists,
-	 * rate limits, and the WAF last (it may read the request body). */
-	{
-		static const struct moat_mod *const mods[] = {
-			&moat_mod_conn, &moat_mod_ban, &moat_mod_acl, &moat_mod_ratelimit, &moat_mod_waf,
-		};
-
-		moat_phase_set(mods, sizeof(mods) / sizeof(mods[0]));
-	}
 	memset(&rt, 0, sizeof(rt));
 	rt.path = path;
 	rt.inherit = &inh;
@@ -340,6 +330,44 @@ static int cmd_proxy(int argc, char **argv)
 	return serve(c, NULL);
 }
 
+/* The policy modules, in the order their hooks run: connection limits and
+ * bans first (cheapest, at accept), then address lists, rate limits, and
+ * the WAF last (it may read the request body). */
+static void set_modules(void)
+{
+	static const struct moat_mod *const mods[] = {
+		&moat_mod_conn, &moat_mod_ban, &moat_mod_acl, &moat_mod_ratelimit, &moat_mod_waf,
+	};
+
+	moat_phase_set(mods, sizeof(mods) / sizeof(mods[0]));
+}
+
+/* `moat -t`: what the modules build from a config (WAF rule sets) is built
+ * once and dropped, so a rule set that does not load fails the test. */
+static int check_modules(struct moat_conf *c)
+{
+	struct moat_runtime rt;
+	struct moat_confref r;
+	char *why = NULL;
+	int rc;
+
+	memset(&rt, 0, sizeof(rt));
+	memset(&r, 0, sizeof(r));
+	r.conf = c;
+	if (moat_phase_start(&rt, c) < 0) {
+		fprintf(stderr, "moat: out of memory\n");
+		return -1;
+	}
+	rc = moat_phase_gen_build(&rt, &r, &why);
+	if (rc < 0)
+		fprintf(stderr, "%s\n", why ? why : "out of memory");
+	else
+		moat_phase_gen_free(&r);
+	free(why);
+	moat_phase_stop(&rt);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = "moat.yaml";
@@ -347,6 +375,7 @@ int main(int argc, char **argv)
 	struct moat_conf_errors e = { 0 };
 	struct moat_conf *c;
 
+	set_modules();
 	if (moat_std_fds_open() < 0) {
 		/* a closed 0, 1 or 2 would be taken by a socket or a log */
 		return 2;
@@ -391,6 +420,11 @@ int main(int argc, char **argv)
 		/* Warnings go to stderr; they do not fail the test. */
 		moat_conf_lint(c, &e);
 		print_errors(&e);
+		if (check_modules(c) < 0) {
+			fprintf(stderr, "configuration test failed\n");
+			moat_conf_free(c);
+			return 1;
+		}
 		printf("configuration OK\n");
 		moat_conf_free(c);
 		return 0;
