@@ -558,7 +558,7 @@ static void client_timeout(struct moat_timer *tm)
 		}
 		if (c->slow) {
 			MOAT_STAT_INC(c->w->stats.refusals[MOAT_REFUSE_SLOW]);
-			moat_client_log_refusal_as(c, c->txn->client_text, c->txn->resp_started ? 0 : 408,
+			moat_client_log_refusal_as(c, moat_txn_client_text(c->txn), c->txn->resp_started ? 0 : 408,
 						   c->io.can_write ? "request body slower than limits.min_body_rate" :
 								     "response read slower than limits.min_send_rate");
 		}

@@ -146,7 +146,7 @@ static void refuse(struct moat_client *c, struct moat_mod_reply *r)
 	struct moat_txn *t = c->txn;
 
 	MOAT_STAT_INC(c->w->stats.refusals[r->refusal]);
-	log_refusal(c, r, t->client_text);
+	log_refusal(c, r, moat_txn_client_text(t));
 	if (r->offense >= 0)
 		moat_phase_offense(c, (const struct sockaddr *)&t->client, r->offense);
 	moat_txn_answer(c, r->status, r->headers, r->headers_len, r->id);
@@ -163,7 +163,7 @@ static void fill_req(struct moat_mod_req *q, struct moat_client *c, size_t i, st
 	q->t = t;
 	q->conf = t->wc->ref->conf;
 	q->client = (const struct sockaddr *)&t->client;
-	q->client_text = t->client_text;
+	q->client_text = moat_txn_client_text(t);
 	q->route = t->route;
 	q->route_idx = (size_t)(t->route - q->conf->routes);
 	q->state = c->w->rt->mod_state[i];

@@ -362,6 +362,8 @@ void moat_txn_answer(struct moat_client *c, int status, const char *extra, size_
 void moat_txn_answer_ex(struct moat_client *c, int status, const char *extra, size_t extra_len, const char *id,
 			int count);
 void moat_txn_finish(struct moat_client *c);
+/* The txn's client address as text, formatted on first use. */
+const char *moat_txn_client_text(struct moat_txn *t);
 /* The worker's pending timer: retries a waiting txn; 1 when it left the
  * pending state. */
 int moat_txn_pending_retry(struct moat_client *c);

@@ -375,7 +375,7 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 	if (body_max && h->framing == MOAT_H1_BODY_LENGTH && h->content_length > body_max) {
 		moat_buf_consume(&c->in, headlen);
 		t->keepalive = 0;
-		moat_client_log_refusal_as(c, t->client_text, 413, "request body over its limit");
+		moat_client_log_refusal_as(c, moat_txn_client_text(t), 413, "request body over its limit");
 		moat_txn_error(c, 413);
 		return;
 	}
@@ -480,7 +480,14 @@ static void find_client(struct moat_client *c, struct moat_txn *t, const struct 
 									     MOAT_XFF_X_FORWARDED_FOR,
 			    trusted_cb, (void *)conf, &t->client, &len) < 0)
 		memcpy(&t->client, &c->peer, sizeof(t->client));
-	moat_sock_ntop((const struct sockaddr *)&t->client, t->client_text, sizeof(t->client_text));
+	t->client_text[0] = '\0'; /* written when first needed (moat_txn_client_text) */
+}
+
+const char *moat_txn_client_text(struct moat_txn *t)
+{
+	if (t->client_text[0] == '\0')
+		moat_sock_ntop((const struct sockaddr *)&t->client, t->client_text, sizeof(t->client_text));
+	return t->client_text;
 }
 
 /* After a hold or a body read for a module: the remaining hooks, then the
