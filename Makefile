@@ -117,6 +117,7 @@ test: deps
 	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) integration
+	SLOWHTTP_SECONDS=10 $(MAKE) slowhttp
 	$(MAKE) asan
 	$(MAKE) fuzz-short
 	@echo "all test stages passed"
