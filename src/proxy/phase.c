@@ -185,11 +185,11 @@ static int act(struct moat_client *c, enum moat_mod_verdict v, struct moat_mod_r
 		refuse(c, r);
 		return -1;
 	case MOAT_MOD_DELAY:
-		if (r->delay_ms == 0)
-			return 1;
-		t->phase = MOAT_TXN_HOLD;
-		t->hold_until = c->w->loop.now_ms + r->delay_ms;
-		return 0;
+		/* held once every module has seen the request (the head is
+		 * gone after a hold): see moat_phase_request */
+		if (r->delay_ms && c->w->loop.now_ms + r->delay_ms > t->hold_until)
+			t->hold_until = c->w->loop.now_ms + r->delay_ms;
+		return 1;
 	case MOAT_MOD_BODY: {
 		/* room for what the module wants besides a head */
 		size_t need = r->body_want + t->wc->ref->conf->limits.header_size_max + 16384;
@@ -223,6 +223,10 @@ int moat_phase_request(struct moat_client *c, const struct moat_h1_head *h)
 		rc = act(c, mods[i]->request(&q), &r, i);
 		if (rc <= 0)
 			return rc;
+	}
+	if (t->hold_until > c->w->loop.now_ms) {
+		t->phase = MOAT_TXN_HOLD;
+		return 0;
 	}
 	return 1;
 }

@@ -47,7 +47,8 @@ struct moat_txn;
 enum moat_mod_verdict {
 	MOAT_MOD_NEXT = 0,          /* go on with the next module */
 	MOAT_MOD_REFUSE,            /* answer reply->status and stop */
-	MOAT_MOD_DELAY,             /* hold the request reply->delay_ms, then go on */
+	MOAT_MOD_DELAY,             /* go on, and hold the request reply->delay_ms once every
+				     * module has seen it (and its body, if one asked) */
 	MOAT_MOD_BODY,              /* call my body hook once reply->body_want bytes of the
 				     * request body (or all of it) are read */
 };
