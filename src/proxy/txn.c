@@ -326,6 +326,8 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 	t->start_us = now_us();
 	if (moat_alog_enabled())
 		capture_log(t, h);
+	/* the client every refusal below counts against */
+	find_client(c, t, h, conf);
 
 	if (h->method_len == 7 && memcmp(h->method, "CONNECT", 7) == 0) {
 		moat_buf_consume(&c->in, headlen);
@@ -369,7 +371,6 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 	}
 	t->up_idx = t->route->upstream;
 	t->up = &conf->upstreams[t->up_idx];
-	find_client(c, t, h, conf);
 	moat_balance_prepare(w, t, h, (const struct sockaddr *)&t->client, path, path_len);
 	body_max = t->route->has_body_max ? t->route->body_max : conf->limits.body_max;
 	if (body_max && h->framing == MOAT_H1_BODY_LENGTH && h->content_length > body_max) {
@@ -1376,7 +1377,8 @@ void moat_txn_finish(struct moat_client *c)
 	moat_balance_txn_end(t);
 	count_txn(w, t);
 	if (t->status >= 400 && t->status < 500)
-		moat_phase_offense(c, t->route ? (const struct sockaddr *)&t->client : NULL, MOAT_OFFENSE_4XX);
+		moat_phase_offense(c, t->client.ss_family ? (const struct sockaddr *)&t->client : NULL,
+				   MOAT_OFFENSE_4XX);
 	moat_phase_txn_end(t);
 	if (t->lv_method || t->lv_uri)
 		write_access(c, t);

@@ -39,3 +39,47 @@ def test_waf_inspects_requests_held_by_delay_after(backend, make_moat):
     assert time.monotonic() - t0 < t(5)
     time.sleep(t(0.1))
     assert [q.target for q in backend.requests] == ["/a", "/b"]
+
+
+# --------------------------------------------------------------------------
+# Offenses that come through a trusted proxy must not ban the proxy.
+
+
+def lb_get(port, target, client, lb="127.0.0.2"):
+    """A request through the load balancer `lb` (a trusted proxy) for
+    `client`; its status, or None when the connection was closed first."""
+    try:
+        with Client(port, source=lb, timeout=t(5)) as c:
+            return c.request("GET", target, [("X-Forwarded-For", client), ("Connection", "close")]).status
+    except OSError:
+        return None
+
+
+def test_malformed_heads_through_a_trusted_proxy_do_not_ban_it(backend, make_moat):
+    """bans on malformed, threshold 3; 127.0.0.2 is the load balancer. A
+    client behind it sending three malformed heads used to get the
+    balancer's own address banned (the offense fell on the socket peer),
+    and then every client behind it was closed at accept."""
+    m = make_moat([backend], {
+        "proxy": {"trusted_proxies": ["127.0.0.2"]},
+        "bans": {"threshold": 3, "window": "1m", "duration": "1m", "on": ["malformed", "4xx"]},
+    })
+    for _ in range(4):
+        with Client(m.port, source="127.0.0.2", timeout=t(5)) as c:
+            c.send(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n")
+            assert c.read_response().status == 400
+    assert lb_get(m.port, "/ok", "203.0.113.8") == 200
+
+
+def test_no_route_offenses_count_against_the_client_behind_a_trusted_proxy(backend, make_moat):
+    """bans on 4xx, threshold 3; only /app/ is routed. Three 404s for a
+    client behind the balancer ban that client (403 through the
+    balancer), not the balancer: its other clients are still served."""
+    m = make_moat([backend], {
+        "proxy": {"trusted_proxies": ["127.0.0.2"]},
+        "bans": {"threshold": 3, "window": "1m", "duration": "1m", "on": ["4xx"]},
+        "routes": [{"path": "/app/", "upstream": "app"}],
+    })
+    assert [lb_get(m.port, "/nope", "203.0.113.7") for _ in range(3)] == [404] * 3
+    assert lb_get(m.port, "/app/x", "203.0.113.8") == 200
+    assert lb_get(m.port, "/app/x", "203.0.113.7") == 403

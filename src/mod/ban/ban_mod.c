@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "conf/conf.h"
+#include "core/cidr.h"
 #include "core/limits.h"
 #include "core/log.h"
 #include "mod/ban/ban_mod.h"
@@ -94,6 +95,11 @@ static void ban_offense(void *state, const struct moat_conf *conf, const struct 
 	if (!b->enabled || offense < 0 || offense >= MOAT_OFFENSE_COUNT || !(b->on & (1u << offense)))
 		return;
 	if (b->nexempt && moat_conf_cidr_match(b->exempt, b->nexempt, client))
+		return;
+	/* A trusted proxy speaks for many clients: what comes through it
+	 * counts against the client it names, never against the proxy
+	 * (whose ban would close every client behind it). */
+	if (conf->trusted_trie && moat_cidr_trie_lookup(conf->trusted_trie, client) == 1)
 		return;
 	p.threshold = b->threshold;
 	p.window_ms = b->window_ms;
