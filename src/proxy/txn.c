@@ -499,6 +499,28 @@ static void resume_hooks(struct moat_client *c, int rc)
 		txn_try(c);
 }
 
+/* The input buffer filled with chunked framing (tiny chunks, long
+ * extensions) before it held the body bytes a module asked for: the raw
+ * bytes up to `upto` -- just after a DATA event, inside a chunk with
+ * `left` data bytes still to come -- become one chunk of the n bytes they
+ * carried (the backend gets the body re-encoded anyway). Returns whether
+ * that made room. */
+static int squeeze_chunked(struct moat_buf *in, size_t upto, const char *data, size_t n, uint64_t left)
+{
+	char hdr[24], *p = moat_buf_head(in);
+	int hl = snprintf(hdr, sizeof(hdr), "%llx\r\n", (unsigned long long)(n + left));
+	size_t len = moat_buf_len(in), nl;
+
+	if (hl <= 0 || (size_t)hl + n >= upto)
+		return 0;
+	nl = (size_t)hl + n;
+	memcpy(p, hdr, (size_t)hl);
+	memcpy(p + hl, data, n);
+	memmove(p + nl, p + upto, len - upto);
+	in->end -= upto - nl;
+	return 1;
+}
+
 /* INSPECT: reads the request body until the module has what it asked for
  * (or all of it, or the input buffer is full), then gives it to the
  * module. 1 progress, 0 waiting. */
@@ -532,7 +554,8 @@ static int run_inspect(struct moat_client *c, struct moat_txn *t)
 		/* de-chunk a copy of what is there; the raw bytes stay for the backend */
 		struct moat_chunked d;
 		const char *in = moat_buf_head(&c->in);
-		size_t off = 0, used, doff, dlen, n = 0;
+		size_t off = 0, used, doff, dlen, n = 0, upto = 0;
+		uint64_t left = 0;
 		char *body = malloc(want ? want : 1);
 		int ev = MOAT_CHUNKED_NEED;
 
@@ -550,13 +573,16 @@ static int run_inspect(struct moat_client *c, struct moat_txn *t)
 
 				memcpy(body + n, in + off + doff, k);
 				n += k;
+				upto = off + used;
+				left = d.remaining;
 			}
 			off += used;
 			if (ev == MOAT_CHUNKED_DONE || ev == MOAT_CHUNKED_NEED)
 				break;
 		}
 		complete = ev == MOAT_CHUNKED_DONE;
-		if (ev >= 0 && !complete && n < want && !c->io.eof && moat_buf_reserve(&c->in, 1) > 0) {
+		if (ev >= 0 && !complete && n < want && !c->io.eof &&
+		    (moat_buf_reserve(&c->in, 1) > 0 || squeeze_chunked(&c->in, upto, body, n, left))) {
 			free(body);
 			return c->io.can_read ? 1 : 0;
 		}

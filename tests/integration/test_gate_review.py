@@ -83,3 +83,37 @@ def test_no_route_offenses_count_against_the_client_behind_a_trusted_proxy(backe
     assert [lb_get(m.port, "/nope", "203.0.113.7") for _ in range(3)] == [404] * 3
     assert lb_get(m.port, "/app/x", "203.0.113.8") == 200
     assert lb_get(m.port, "/app/x", "203.0.113.7") == 403
+
+
+# --------------------------------------------------------------------------
+# The WAF reads the first body_limit bytes of a chunked body, whatever its
+# framing.
+
+
+def chunked_post(port, chunks):
+    raw = (b"POST /login HTTP/1.1\r\nHost: example.test\r\n"
+           b"Content-Type: application/x-www-form-urlencoded\r\n"
+           b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunks + b"0\r\n\r\n")
+    with Client(port, timeout=t(10)) as c:
+        c.send(raw)
+        return c.read_response(method="POST")
+
+
+def test_waf_sees_a_small_chunked_body_padded_with_framing(backend, make_moat):
+    """An 80-byte form body sent as 1-byte chunks with 4000-byte chunk
+    extensions (240 KiB on the wire): the framing used to fill the input
+    buffer after 44 body bytes, and the WAF judged those alone -- the SQL
+    injection after them reached the backend."""
+    m = make_moat([backend], {"routes": [{"upstream": "app", "waf": True}]})
+    attack = b"q=" + quote("1' OR '1'='1").encode()
+    one = b"%x\r\n%s\r\n" % (len(attack), attack)
+    assert chunked_post(m.port, one).status == 403
+    pad = b"".join(b"1;x=" + b"y" * 4000 + b"\r\na\r\n" for _ in range(60))
+    r = chunked_post(m.port, pad + b"1\r\n&\r\n" + one)
+    assert r.status == 403, r
+    # the same framing with an ordinary body still passes, whole
+    ok = chunked_post(m.port, pad + b"1\r\n&\r\n" + b"7\r\nb=hello\r\n")
+    assert ok.status == 200, ok
+    time.sleep(t(0.1))
+    assert len(backend.requests) == 1
+    assert backend.requests[0].body == b"a" * 60 + b"&b=hello"
