@@ -116,10 +116,10 @@ def test_rate_per_minute_and_hour(backend, make_moat):
     assert statuses(m.port, 3, "/m") == [200, 429, 429]
     r = hit(m.port, "/m")
     ra = check_refusal_headers(r)
-    assert 1 <= ra <= 20, f"Retry-After {ra} at 3/m"
+    assert 1 <= ra <= 21, f"Retry-After {ra} at 3/m"
     assert statuses(m.port, 2, "/h") == [200, 429]
     ra = check_refusal_headers(hit(m.port, "/h"))
-    assert 1700 <= ra <= 1800, f"Retry-After {ra} at 2/h"
+    assert 1700 <= ra <= 1801, f"Retry-After {ra} at 2/h"
 
 
 # --------------------------------------------------------------------------
@@ -268,8 +268,8 @@ def test_delay_after_sequential_requests_delayed_not_refused(backend, make_moat)
         times.append(time.monotonic() - t0)
     total = time.monotonic() - start
     assert got == [200] * 13, got
-    assert max(times[:3]) < 0.08, f"the first 3 were delayed: {times}"
-    assert 0.7 <= total <= 2.0, f"13 requests in {total:.2f}s, expected about 1s: {times}"
+    assert max(times[:3]) < t(0.08), f"the first 3 were delayed: {times}"
+    assert 0.7 <= total <= 1.0 + t(1.0), f"13 requests in {total:.2f}s, expected about 1s: {times}"
     assert sum(1 for x in times[3:] if x >= 0.05) >= 8, f"excess requests not delayed: {times}"
 
 
@@ -300,10 +300,10 @@ def test_delay_after_concurrent_burst_capped(backend, make_moat):
     ok = sorted(d for s, d in results if s == 200)
     refused = sorted(d for s, d in results if s == 429)
     assert (len(ok), len(refused)) == (11, 3), results
-    assert ok[2] < 0.15, f"3 should pass at once: {ok}"
+    assert ok[2] < t(0.15), f"3 should pass at once: {ok}"
     assert ok[-1] >= 0.5, f"the last of the burst should wait ~0.8s: {ok}"
-    assert ok[-1] <= 2.0, ok
-    assert max(refused) < 0.3, f"refusals are not delayed: {refused}"
+    assert ok[-1] <= t(2.0), ok
+    assert max(refused) < t(0.3), f"refusals are not delayed: {refused}"
 
 
 # --------------------------------------------------------------------------

@@ -278,12 +278,12 @@ def test_large_upload_not_stalled(make_backend, make_moat, kind):
 def test_large_upload_streamed_in_pieces(make_backend, make_moat):
     """4 MiB of form data sent in 64 KiB writes: completes promptly."""
     b = make_backend(sha256_body())
-    m = waf_moat(make_moat, [b])
+    m = waf_moat(make_moat, [b], timeouts={"drain": "1s"})
     size = 4 << 20
     head = req("POST", "/upload", FORM)[:-2] + b"Content-Length: %d\r\n\r\n" % size
     block = (b"data=" + LOREM.replace(b" ", b"+") * 1200)[:65536]
     start = time.monotonic()
-    with Client(m.port, timeout=t(20)) as c:
+    with Client(m.port, timeout=t(5)) as c:
         c.send(head)
         left = size
         while left:
@@ -295,6 +295,30 @@ def test_large_upload_streamed_in_pieces(make_backend, make_moat):
     assert r.status == 200, r
     assert json.loads(r.body)["length"] == size
     assert elapsed < t(3), f"4 MiB upload took {elapsed:.2f}s"
+
+
+@pytest.mark.parametrize("size", [40000, 100000, 1 << 20])
+def test_body_arriving_after_the_head_not_stalled(make_backend, make_moat, size):
+    """The head first, the body 200 ms later (as a client that waits a
+    moment, or one whose body is in other segments, sends it): inspected
+    and forwarded at once, whether it fits in body_limit or not."""
+    b = make_backend(sha256_body())
+    m = waf_moat(make_moat, [b], timeouts={"drain": "1s"})   # a stuck request must not hold up the stop
+    body = (b"data=" + LOREM.replace(b" ", b"+") * (size // len(LOREM) + 1))[:size]
+    head = req("POST", "/upload", FORM)[:-2] + b"Content-Length: %d\r\n\r\n" % size
+    with Client(m.port, timeout=t(5)) as c:
+        c.send(head)
+        time.sleep(0.2)
+        start = time.monotonic()
+        try:
+            c.send(body)
+            r = c.read_response()
+        except OSError as e:
+            raise AssertionError(f"stalled: {e!r}; the backend got {b.bytes_received} bytes") from None
+        elapsed = time.monotonic() - start
+    assert r.status == 200, r
+    assert json.loads(r.body)["sha256"] == hashlib.sha256(body).hexdigest()
+    assert elapsed < t(2), f"{size} bytes took {elapsed:.2f}s"
 
 
 def test_attack_in_body_within_limit_blocked_beside_big_binary_route(make_backend, make_moat):
