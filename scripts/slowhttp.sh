@@ -255,6 +255,15 @@ CLIENT_SECONDS=$(( SECONDS_ > 4 ? SECONDS_ - 3 : 1 ))
 CPID=$!
 STARTED="$STARTED $CPID"
 
+# halfway through: moat's end of the client connections, by TCP state
+# (FIN-WAIT: connections moat has closed whose data the kernel still holds
+# for a client that reads slowly)
+sleep $(( SECONDS_ / 2 ))
+SOCKSTATES=""
+if command -v ss >/dev/null; then
+	SOCKSTATES=$(ss -tanH "( sport = :$PORT )" 2>/dev/null | awk '{ n[$1]++ } END { for (s in n) printf "%s %d  ", s, n[s] }')
+fi
+
 # every child has its own bound; wait for them, with a backstop
 limit=$(( SECONDS_ + 60 ))
 waited=0
@@ -293,6 +302,7 @@ echo "--- ordinary client (127.0.0.2)"
 echo "requests: $TOTAL  ok: $OK  failed: $FAILED  latency ms p50 $P50 p99 $P99 max $PMAX"
 [ "$FAILED" = 0 ] || echo "failures: $ERRS"
 echo "moat running at the end: $([ $alive = 1 ] && echo yes || echo NO)"
+[ -z "$SOCKSTATES" ] || echo "moat's client sockets halfway through, by state: $SOCKSTATES"
 if [ -s "$WORK/moat.err" ]; then
 	echo "--- moat error log (last lines)"
 	tail -n 5 "$WORK/moat.err"

@@ -419,6 +419,54 @@ def test_min_send_rate_slow_reader_cut_fast_reader_served(make_backend, make_moa
         slow_c.close()
 
 
+@pytest.mark.parametrize("size", [64 << 10, 1 << 20], ids=["64KiB", "1MiB"])
+def test_min_send_rate_slow_reader_of_a_response_the_kernel_holds(make_backend, make_moat, size):
+    """The slow-read attack as slowhttptest -X makes it: a small receive
+    window, a few bytes read now and then (here 10 bytes every 100 ms), a
+    response small enough that moat hands all of it to the kernel at once.
+    The client reads far below min_send_rate (100 B/s against 512 B/s), so
+    moat must close it within client_send + margin, although none of its
+    own writes ever fell short: otherwise each such client holds a
+    connection and up to a socket buffer of kernel memory for as long as it
+    likes (until keepalive, 75 s here; then the kernel keeps trickling)."""
+    b = make_backend(huge(size))
+    m = make_moat([b], {"limits": {"min_send_rate": 512}, "timeouts": {"client_send": "1s"}})
+    c = Client(m.port, source="127.0.0.2", rcvbuf=4096, timeout=t(10))
+    stop = threading.Event()
+    got = {"n": 0}
+
+    def slow_reader():
+        s = c.sock
+        s.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                d = s.recv(10)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not d:
+                break
+            got["n"] += len(d)
+            time.sleep(0.1)
+
+    th = threading.Thread(target=slow_reader)
+    try:
+        c.send(b"GET /small HTTP/1.1\r\n" + H + b"\r\n")
+        start = time.monotonic()
+        th.start()
+        try:
+            wait_for(lambda: moat_closed(m.port, c.sock), 1.0 + t(4), interval=0.05, what="")
+        except AssertionError:
+            raise AssertionError(f"a client reading {size} bytes at 100 B/s still held after "
+                                 f"{time.monotonic() - start:.1f}s ({got['n']} bytes read)") from None
+        assert got["n"] > 0
+    finally:
+        stop.set()
+        th.join(t(5))
+        c.close()
+
+
 # --------------------------------------------------------------------------
 # Slowloris
 
