@@ -1402,7 +1402,8 @@ void moat_txn_finish(struct moat_client *c)
 	moat_pending_del(w, c);
 	moat_balance_txn_end(t);
 	count_txn(w, t);
-	if (t->status >= 400 && t->status < 500)
+	/* a 4xx answer counts; 499 is none (the client left) */
+	if (t->status >= 400 && t->status < 500 && t->status != 499)
 		moat_phase_offense(c, t->client.ss_family ? (const struct sockaddr *)&t->client : NULL,
 				   MOAT_OFFENSE_4XX);
 	moat_phase_txn_end(t);

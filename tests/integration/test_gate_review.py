@@ -117,3 +117,22 @@ def test_waf_sees_a_small_chunked_body_padded_with_framing(backend, make_moat):
     time.sleep(t(0.1))
     assert len(backend.requests) == 1
     assert backend.requests[0].body == b"a" * 60 + b"&b=hello"
+
+
+# --------------------------------------------------------------------------
+# A client that gives up on a request was not answered 4xx.
+
+
+def test_client_giving_up_is_no_4xx_offense(backend, make_moat):
+    """bans on 4xx, threshold 2. A client that cancels an upload (closes
+    in the middle of its body; logged as 499) used to be counted a 4xx
+    offense each time, and banned after two cancelled uploads."""
+    m = make_moat([backend], {"bans": {"threshold": 2, "window": "1m", "duration": "1m", "on": ["4xx"]}})
+    for i in range(3):
+        with Client(m.port, source="127.0.0.2", timeout=t(5)) as c:
+            c.send(b"POST /up%d HTTP/1.1\r\nHost: example.test\r\nContent-Length: 100000\r\n\r\n" % i
+                   + b"x" * 1000)
+            backend.wait_requests(i + 1)
+        time.sleep(t(0.1))
+    r = hit(m.port, "/after")
+    assert r.status == 200, r
