@@ -19,6 +19,7 @@ min_send_rate").
 """
 
 import hashlib
+import os
 import select
 import socket
 import threading
@@ -566,3 +567,110 @@ def test_slowloris_from_one_address_bounded_by_connections_per_ip(backend, make_
     finally:
         for s in socks:
             s.close()
+
+
+# --------------------------------------------------------------------------
+# Descriptors: raised to the hard limit at start, accept paused on EMFILE
+
+
+def nofile_limits(pid):
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return soft, hard
+    raise AssertionError("no 'Max open files' in /proc/PID/limits")
+
+
+def test_nofile_raised_to_the_hard_limit_at_start(backend, make_moat):
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("no finite hard limit on descriptors here")
+    low = min(256, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+    try:
+        m = make_moat([backend])
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    got = nofile_limits(m.pid)
+    assert got == (str(hard), str(hard)), f"moat runs with {got}, started with ({low}, {hard})"
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_emfile_pauses_accept_without_spinning_or_refusing(backend, make_moat):
+    """moat's descriptors capped (prlimit on the running process) a few
+    above what it uses: clients past the cap wait, unanswered and not
+    reset, moat does not spin on accept, and they are served once others
+    close."""
+    import resource
+    m = make_moat([backend], {"workers": 1})
+    assert get_status(m.port, "127.0.0.2", "/warm") == 200      # the backend connection, pooled
+    used = len(os.listdir(f"/proc/{m.pid}/fd"))
+    cap = used + 6
+    resource.prlimit(m.pid, resource.RLIMIT_NOFILE, (cap, cap))
+    held, waiting = [], None
+    try:
+        for i in range(20):
+            c = Client(m.port, source=f"127.0.4.{i + 1}", timeout=t(1.5))
+            c.send(b"GET /held%d HTTP/1.1\r\n" % i + H + b"\r\n")
+            try:
+                r = c.read_response()
+            except (socket.timeout, TimeoutError):
+                waiting = c
+                break
+            assert r.status == 200, f"client {i} past the cap got {r.status} instead of waiting"
+            held.append(c)
+        assert waiting is not None, f"20 connections served with RLIMIT_NOFILE {cap}: the cap did not bite"
+        assert len(held) >= 3, f"only {len(held)} served before the cap"
+        cpu0 = cpu_seconds(m.pid)
+        time.sleep(1.0)
+        spent = cpu_seconds(m.pid) - cpu0
+        assert spent < 0.3, f"moat used {spent:.2f}s of CPU in 1s while paused: spinning on accept"
+        r, _, _ = select.select([waiting.sock], [], [], 0)
+        assert not r, "the waiting client got an answer or a close while moat was out of descriptors"
+        for c in held[:3]:
+            c.close()
+        waiting.sock.settimeout(t(5))
+        r = waiting.read_response()
+        assert r.status == 200, r
+        assert m.alive()
+    finally:
+        for c in held + ([waiting] if waiting else []):
+            c.close()
+
+
+# --------------------------------------------------------------------------
+# routes[].body
+
+
+def test_route_body_limit_overrides_limits_body(make_backend, make_moat):
+    b = make_backend(sha256_body())
+    m = make_moat([b], {"limits": {"body": "1MiB"},
+                        "routes": [{"path": "/small", "upstream": "app", "body": "1KiB"},
+                                   {"path": "/large", "upstream": "app", "body": "4MiB"},
+                                   {"upstream": "app"}]})
+
+    def post(target, n):
+        with Client(m.port, source="127.0.0.2", timeout=t(10)) as c:
+            c.send(b"POST %s HTTP/1.1\r\n" % target.encode() + H + b"Content-Length: %d\r\n\r\n" % n)
+            try:
+                for block in pattern(n, seed=2):
+                    c.send(block)
+            except OSError:
+                pass   # refused early: moat may close before the body is in
+            return c.read_response().status
+
+    assert post("/small", 1000) == 200
+    assert post("/small", 2000) == 413
+    assert post("/other", 2000) == 200
+    assert post("/other", (1 << 20) + 1) == 413
+    assert post("/large", 3 << 20) == 200
+    assert post("/large", (4 << 20) + 1) == 413
+    time.sleep(t(0.1))
+    assert all(r.body_len in (1000, 2000, 3 << 20) for r in b.requests if r.done)

@@ -393,3 +393,17 @@ def test_client_ip_none_uses_the_socket_address(backend, make_moat):
                                      proxy={"trusted_proxies": ["127.0.0.2"], "client_ip": "none"}))
     got = [hit(m.port, headers=[("X-Forwarded-For", f"203.0.113.{i}")]).status for i in range(4)]
     assert got == [200, 200, 429, 429]
+
+
+def test_request_without_the_key_header_or_cookie_not_limited(backend, make_moat):
+    """docs/security.md: a request without the header or cookie its key
+    needs is not limited by that policy (and does not use up anyone's
+    quota)."""
+    m = make_moat([backend], limited({"h": {"key": "header:X-Api-Key", "rate": "1/m"},
+                                      "c": {"key": "cookie:session", "rate": "1/m"}},
+                                     routes=[{"path": "/h", "upstream": "app", "rate_limit": "h"},
+                                             {"path": "/c", "upstream": "app", "rate_limit": "c"}]))
+    assert statuses(m.port, 5, "/h") == [200] * 5
+    assert statuses(m.port, 5, "/c", headers=[("Cookie", "theme=dark")]) == [200] * 5
+    assert statuses(m.port, 2, "/h", headers=[("X-Api-Key", "k")]) == [200, 429]
+    assert statuses(m.port, 2, "/c", headers=[("Cookie", "session=s")]) == [200, 429]
