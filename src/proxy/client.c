@@ -410,6 +410,35 @@ static uint64_t rate_deadline(struct moat_client *c, uint64_t idle, uint64_t sta
 	return idle;
 }
 
+/* Between requests, the last response may still sit in the kernel's send
+ * queue: a response that fit there was written whole, and a slow reader
+ * would hold that memory until the keep-alive timeout. While bytes wait
+ * there, the client must take them at min_send_rate (after the grace of
+ * client_send). Looked at (one ioctl) only once DRAIN_CHECK bytes were
+ * written since the queue was last seen empty. */
+#define DRAIN_CHECK (16u * 1024u)
+
+static uint64_t drain_deadline(struct moat_client *c, const struct moat_conf *conf, uint64_t now, uint64_t idle)
+{
+	uint64_t q, took;
+
+	if (!conf->limits.min_send_rate || c->io.nwritten - c->drained_at < DRAIN_CHECK)
+		return idle;
+	q = unsent(c->ev.fd);
+	if (q == 0) {
+		c->drained_at = c->io.nwritten;
+		c->send_started_ms = 0;
+		return idle;
+	}
+	took = c->io.nwritten - q;
+	if (!c->send_started_ms) {
+		c->send_started_ms = now;
+		c->send_base = took;
+	}
+	return rate_deadline(c, idle, c->send_started_ms, took > c->send_base ? took - c->send_base : 0,
+			     conf->timeouts.client_send, conf->limits.min_send_rate);
+}
+
 static void arm_client_timer(struct moat_client *c)
 {
 	struct moat_worker *w = c->w;
@@ -421,10 +450,13 @@ static void arm_client_timer(struct moat_client *c)
 	switch (c->state) {
 	case MOAT_C_HEAD:
 		conf = cur_conf(c);
-		if (c->head_deadline_set)
+		if (c->head_deadline_set) {
 			deadline = c->head_deadline;
-		else
+		} else {
 			deadline = now + conf->timeouts.keepalive;
+			c->slow = 0;
+			deadline = drain_deadline(c, conf, now, deadline);
+		}
 		break;
 	case MOAT_C_TXN:
 		/* Deadlines run from the last byte that moved, not from the
@@ -547,9 +579,22 @@ static void client_timeout(struct moat_timer *tm)
 		if (moat_buf_len(&c->in) && c->head_deadline_set) {
 			moat_client_head_error(c, 408, "request head timeout");
 			moat_client_run(c);
-		} else {
-			moat_client_close(c);
+			return;
 		}
+		if (c->slow && !c->head_deadline_set) {
+			/* the send queue's deadline: still behind? */
+			const struct moat_conf *conf = cur_conf(c);
+			uint64_t now = c->w->loop.now_ms, idle = c->last_read_ms + conf->timeouts.keepalive;
+
+			c->slow = 0;
+			if (drain_deadline(c, conf, now, idle) > now || !c->slow) {
+				arm_client_timer(c);
+				return;
+			}
+			MOAT_STAT_INC(c->w->stats.refusals[MOAT_REFUSE_SLOW]);
+			moat_client_log_refusal(c, 0, "response read slower than limits.min_send_rate");
+		}
+		moat_client_close(c);
 		return;
 	case MOAT_C_TXN:
 		if (c->txn->phase == MOAT_TXN_HOLD) {

@@ -220,6 +220,7 @@ struct moat_client {
 	uint64_t last_read_ms, last_write_ms;
 	uint64_t body_started_ms, body_base;   /* min_body_rate: when the body began, bytes read then */
 	uint64_t send_started_ms, send_base;   /* min_send_rate: same for the response */
+	uint64_t drained_at;                   /* nwritten when the send queue was last seen empty */
 	unsigned requests;
 	struct moat_txn *txn;          /* while state == MOAT_C_TXN */
 	struct moat_listener *lst;     /* PROXY_HDR: the listener it came through (compared with the
