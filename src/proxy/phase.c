@@ -96,17 +96,24 @@ int moat_phase_admit(struct moat_client *c, const struct moat_conf_listener *l)
 	const struct moat_conf *conf = w->conf->ref->conf;
 	struct moat_mod_reply r;
 
+	c->gone_mask = 0;
 	for (size_t i = 0; i < nmods; i++) {
+		int rc;
+
 		if (!mods[i]->admit)
 			continue;
 		memset(&r, 0, sizeof(r));
 		r.offense = -1;
-		if (mods[i]->admit(w->rt->mod_state[i], conf, l, (const struct sockaddr *)&c->peer, w->loop.now_ms,
-				   &r) != 0) {
-			/* undo the modules that admitted it */
+		rc = mods[i]->admit(w->rt->mod_state[i], conf, l, (const struct sockaddr *)&c->peer, w->loop.now_ms,
+				    &r);
+		if (rc > 0)
+			c->gone_mask |= (uint8_t)(1u << i);
+		if (rc < 0) {
+			/* undo the modules that counted it */
 			for (size_t j = 0; j < i; j++)
-				if (mods[j]->gone)
+				if (mods[j]->gone && (c->gone_mask & (1u << j)))
 					mods[j]->gone(w->rt->mod_state[j], conf, (const struct sockaddr *)&c->peer);
+			c->gone_mask = 0;
 			MOAT_STAT_INC(w->stats.refusals[r.refusal]);
 			log_refusal(c, &r, NULL);
 			moat_client_close(c);
@@ -125,8 +132,9 @@ void moat_phase_gone(struct moat_client *c)
 		return;
 	c->admitted = 0;
 	for (size_t i = 0; i < nmods; i++)
-		if (mods[i]->gone)
+		if (mods[i]->gone && (c->gone_mask & (1u << i)))
 			mods[i]->gone(w->rt->mod_state[i], w->conf->ref->conf, (const struct sockaddr *)&c->peer);
+	c->gone_mask = 0;
 }
 
 void moat_phase_offense(struct moat_client *c, const struct sockaddr *client, int offense)

@@ -97,6 +97,8 @@ struct moat_mod {
 	/* Returns 0, or -1 with *why malloc'd (the config is refused). */
 	int (*gen_build)(void *state, const struct moat_conf *conf, void **gen, char **why);
 	void (*gen_free)(void *state, void *gen);
+	/* Returns 0 (admitted), 1 (admitted, and `gone` must be called when
+	 * the conn closes: something was counted), or -1 (refused). */
 	int (*admit)(void *state, const struct moat_conf *conf, const struct moat_conf_listener *l,
 		     const struct sockaddr *client, uint64_t now_ms, struct moat_mod_reply *r);
 	void (*gone)(void *state, const struct moat_conf *conf, const struct sockaddr *client);

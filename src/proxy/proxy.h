@@ -213,6 +213,7 @@ struct moat_client {
 	enum moat_client_state state;
 	struct moat_io io;
 	unsigned dead : 1, head_deadline_set : 1, nodelay : 1, on_pending : 1, admitted : 1, slow : 1;
+	uint8_t gone_mask;                 /* modules whose `gone` hook this conn owes (phase.c) */
 	struct moat_client *pnext, *pprev; /* worker's pending list (txn waiting for a slot) */
 	uint64_t head_deadline;
 	uint64_t close_deadline;

@@ -48,8 +48,8 @@ static const struct moat_conf *txn_conf(const struct moat_txn *t)
 }
 
 static void txn_try(struct moat_client *c);
-static void find_client(struct moat_client *c, struct moat_txn *t, const struct moat_h1_head *h,
-			const struct moat_conf *conf);
+static int find_client(struct moat_client *c, struct moat_txn *t, const struct moat_h1_head *h,
+		       const struct moat_conf *conf);
 
 void moat_txn_error(struct moat_client *c, int status)
 {
@@ -327,7 +327,13 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 	if (moat_alog_enabled())
 		capture_log(t, h);
 	/* the client every refusal below counts against */
-	find_client(c, t, h, conf);
+	if (find_client(c, t, h, conf) < 0) {
+		moat_buf_consume(&c->in, headlen);
+		t->keepalive = 0;
+		moat_client_log_refusal(c, 400, "unreadable X-Forwarded-For / Forwarded from a trusted proxy");
+		moat_txn_error(c, 400);
+		return;
+	}
 
 	if (h->method_len == 7 && memcmp(h->method, "CONNECT", 7) == 0) {
 		moat_buf_consume(&c->in, headlen);
@@ -469,19 +475,35 @@ static int trusted_cb(void *ctx, const struct sockaddr *sa)
 	return moat_cidr_trie_lookup(conf->trusted_trie, sa) == 1;
 }
 
-static void find_client(struct moat_client *c, struct moat_txn *t, const struct moat_h1_head *h,
-			const struct moat_conf *conf)
+static int has_field(const struct moat_h1_head *h, const char *name, size_t n)
+{
+	for (size_t i = 0; i < h->nheaders; i++)
+		if (h->headers[i].name_len == n && strncasecmp(h->headers[i].name, name, n) == 0)
+			return 1;
+	return 0;
+}
+
+/* Returns 0, or -1 when a trusted proxy sent a forwarding field that names
+ * no client (unreadable): taking the proxy for the client would let the
+ * request pass as the proxy through allow lists and limits. */
+static int find_client(struct moat_client *c, struct moat_txn *t, const struct moat_h1_head *h,
+		       const struct moat_conf *conf)
 {
 	socklen_t len;
+	int fwd = conf->client_ip == MOAT_CLIENT_IP_FORWARDED;
 
 	memcpy(&t->client, &c->peer, sizeof(t->client));
-	if (conf->trusted_trie && conf->client_ip != MOAT_CLIENT_IP_NONE &&
-	    moat_cidr_trie_lookup(conf->trusted_trie, (const struct sockaddr *)&c->peer) == 1 &&
-	    moat_xff_client(h, conf->client_ip == MOAT_CLIENT_IP_FORWARDED ? MOAT_XFF_FORWARDED :
-									     MOAT_XFF_X_FORWARDED_FOR,
-			    trusted_cb, (void *)conf, &t->client, &len) < 0)
-		memcpy(&t->client, &c->peer, sizeof(t->client));
 	t->client_text[0] = '\0'; /* written when first needed (moat_txn_client_text) */
+	if (!conf->trusted_trie || conf->client_ip == MOAT_CLIENT_IP_NONE ||
+	    moat_cidr_trie_lookup(conf->trusted_trie, (const struct sockaddr *)&c->peer) != 1)
+		return 0;
+	if (moat_xff_client(h, fwd ? MOAT_XFF_FORWARDED : MOAT_XFF_X_FORWARDED_FOR, trusted_cb, (void *)conf,
+			    &t->client, &len) == 0)
+		return 0;
+	memcpy(&t->client, &c->peer, sizeof(t->client));
+	/* absent: the proxy itself asks (a health check); present but
+	 * unreadable: refused */
+	return has_field(h, fwd ? "forwarded" : "x-forwarded-for", fwd ? 9 : 15) ? -1 : 0;
 }
 
 const char *moat_txn_client_text(struct moat_txn *t)

@@ -5,6 +5,7 @@ Each test names the defect it pins down.
 """
 
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 from harness import Client, t
@@ -136,3 +137,78 @@ def test_client_giving_up_is_no_4xx_offense(backend, make_moat):
         time.sleep(t(0.1))
     r = hit(m.port, "/after")
     assert r.status == 200, r
+
+
+# --------------------------------------------------------------------------
+# A trusted proxy's forwarding field that names no client.
+
+
+def test_unreadable_forwarded_from_a_trusted_proxy_is_refused(backend, make_moat):
+    """client_ip: forwarded; the balancer (127.0.0.2, trusted) appends its
+    for= to the client's own Forwarded line, so a client that sends an
+    unbalanced quote makes the whole field unreadable. moat used to take
+    the balancer for the client, which passed a route that allows only the
+    balancer's network. Now: 400, and the backend sees nothing."""
+    m = make_moat([backend], {
+        "proxy": {"trusted_proxies": ["127.0.0.2"], "client_ip": "forwarded"},
+        "routes": [{"upstream": "app", "allow": ["127.0.0.0/8"]}],
+    })
+    with Client(m.port, source="127.0.0.2", timeout=t(5)) as c:
+        r = c.request("GET", "/secret", [("Forwarded", 'for="evil, for=203.0.113.9'), ("Connection", "close")])
+    assert r.status == 400, r
+    # a readable one for an outside client is refused by the allow list
+    with Client(m.port, source="127.0.0.2", timeout=t(5)) as c:
+        r = c.request("GET", "/secret", [("Forwarded", "for=203.0.113.9"), ("Connection", "close")])
+    assert r.status == 403, r
+    # the balancer's own request (no field) is its own
+    with Client(m.port, source="127.0.0.2", timeout=t(5)) as c:
+        r = c.request("GET", "/health", [("Connection", "close")])
+    assert r.status == 200, r
+    assert [q.target for q in backend.requests] == ["/health"]
+
+
+# --------------------------------------------------------------------------
+# connections_per_ip: counts released only for connections that were counted;
+# a trusted proxy's own connections are not limited.
+
+
+def open_conns(port, source, n):
+    out = []
+    for _ in range(n):
+        c = Client(port, source=source, timeout=t(5))
+        c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert c.read_response().status == 200
+        out.append(c)
+    return out
+
+
+def test_per_ip_limit_turned_on_by_a_reload_counts_exactly(backend, make_moat):
+    """Two connections opened while the limit is off, then a reload sets
+    connections_per_ip: 2. Their closes used to give back counts they never
+    took, so later connections went uncounted (4 open with a limit of 2)."""
+    cfg = {"limits": {"connections_per_ip": 0}}
+    m = make_moat([backend], cfg)
+    old = open_conns(m.port, "127.0.0.3", 2)
+    text = Path(m.config_path).read_text()
+    assert "connections_per_ip: 0" in text
+    m.reload(text=text.replace("connections_per_ip: 0", "connections_per_ip: 2"))
+    for c in old:
+        c.close()
+    time.sleep(t(0.3))
+    keep = open_conns(m.port, "127.0.0.3", 2)
+    c = Client(m.port, source="127.0.0.3", timeout=t(5))
+    try:
+        c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert c.wait_closed(t(3)) and c.leftover == b""
+    finally:
+        c.close()
+        for k in keep:
+            k.close()
+
+
+def test_per_ip_limit_spares_a_trusted_proxy(backend, make_moat):
+    m = make_moat([backend], {"limits": {"connections_per_ip": 2},
+                              "proxy": {"trusted_proxies": ["127.0.0.2"]}})
+    conns = open_conns(m.port, "127.0.0.2", 4)
+    for c in conns:
+        c.close()

@@ -17,6 +17,7 @@
 #include <sys/random.h>
 
 #include "conf/conf.h"
+#include "core/cidr.h"
 #include "core/hash.h"
 #include "mod/conn/conn_mod.h"
 #include "proxy/phase.h"
@@ -133,7 +134,9 @@ static int conn_admit(void *state, const struct moat_conf *conf, const struct mo
 
 	(void)l;
 	(void)now_ms;
-	if (limit == 0 || addr_key(client, a) < 0)
+	/* a trusted proxy (a balancer in front, without PROXY protocol)
+	 * carries many clients: its own connections are not limited */
+	if (limit == 0 || addr_key(client, a) < 0 || moat_cidr_trie_lookup(conf->trusted_trie, client) == 1)
 		return 0;
 	h = hash_of(st, a);
 	s = &st->shards[h % SHARDS];
@@ -166,12 +169,12 @@ static int conn_admit(void *state, const struct moat_conf *conf, const struct mo
 	if (rc < 0) {
 		r->refusal = MOAT_REFUSE_CONN_LIMIT_IP;
 		r->why = "over limits.connections_per_ip";
+		return -1;
 	}
-	return rc;
+	return e ? 1 : 0; /* counted: its close must give the count back */
 }
 
-/* Called for every admitted conn that closes, also when the limit was 0
- * at its admission: a count that is not there is left alone. */
+/* Called when a conn this module counted closes (admit returned 1). */
 static void conn_gone(void *state, const struct moat_conf *conf, const struct sockaddr *client)
 {
 	struct conn_state *st = state;
