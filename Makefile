@@ -12,7 +12,7 @@
 CC       ?= cc
 PYTHON   ?= /usr/bin/python3
 BUILD    ?= build
-PKGS     := yaml-0.1 modsecurity
+PKGS     := yaml-0.1 modsecurity zlib libbrotlienc libbrotlidec libzstd
 WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
 	    -Wmissing-prototypes -Wformat=2 -Wvla -Wimplicit-fallthrough -Wundef \
 	    -Wno-unused-parameter
