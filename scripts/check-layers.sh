@@ -2,6 +2,7 @@
 # check-layers.sh - fails when a file includes a header from a layer above
 # its own. Layers (a layer may include only those listed for it):
 #   core      core
+#   tls       core tls (TLS transport, ClientHello; below http)
 #   http      core http
 #   conf      core conf
 #   upstream  core http conf upstream
@@ -15,6 +16,7 @@ bad=0
 allowed() {
 	case "$1" in
 	core) echo "core" ;;
+	tls) echo "core tls" ;;
 	http) echo "core http" ;;
 	conf) echo "core conf" ;;
 	upstream) echo "core http conf upstream" ;;
