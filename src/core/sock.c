@@ -53,10 +53,38 @@ int moat_sock_connect(const struct sockaddr *sa, socklen_t len)
 	return fd;
 }
 
+/* Dotted quad without printf (glibc's inet_ntop formats IPv4 with
+ * sprintf: ~1,700 instructions, on every request for X-Forwarded-For). */
+static size_t ntop4(const unsigned char *b, char *out, size_t outlen)
+{
+	char tmp[16];
+	size_t n = 0;
+
+	for (int i = 0; i < 4; i++) {
+		unsigned v = b[i];
+
+		if (v >= 100)
+			tmp[n++] = (char)('0' + v / 100);
+		if (v >= 10)
+			tmp[n++] = (char)('0' + v / 10 % 10);
+		tmp[n++] = (char)('0' + v % 10);
+		tmp[n++] = i < 3 ? '.' : '\0';
+	}
+	if (n > outlen) {
+		if (outlen)
+			out[0] = '\0';
+		return 0;
+	}
+	memcpy(out, tmp, n);
+	return n - 1;
+}
+
 size_t moat_sock_ntop(const struct sockaddr *sa, char *out, size_t outlen)
 {
 	const void *a;
 
+	if (sa->sa_family == AF_INET)
+		return ntop4((const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr, out, outlen);
 	if (sa->sa_family == AF_INET)
 		a = &((const struct sockaddr_in *)sa)->sin_addr;
 	else if (sa->sa_family == AF_INET6)

@@ -73,6 +73,21 @@ void moat_phase_gen_free(struct moat_confref *r)
 		}
 }
 
+/* Readies the reply for one hook: the fields a hook reads or may leave
+ * alone (not the text buffers: ~900 bytes, five times a request). */
+static void reply_init(struct moat_mod_reply *r)
+{
+	r->status = 0;
+	r->refusal = MOAT_REFUSE_BAD_REQUEST;
+	r->offense = -1;
+	r->why = NULL;
+	r->detail[0] = '\0';
+	r->headers_len = 0;
+	r->id[0] = '\0';
+	r->delay_ms = 0;
+	r->body_want = 0;
+}
+
 static void log_refusal(const struct moat_client *c, const struct moat_mod_reply *r, const char *client)
 {
 	const struct moat_txn *t = client ? c->txn : NULL;
@@ -102,8 +117,7 @@ int moat_phase_admit(struct moat_client *c, const struct moat_conf_listener *l)
 
 		if (!mods[i]->admit)
 			continue;
-		memset(&r, 0, sizeof(r));
-		r.offense = -1;
+		reply_init(&r);
 		rc = mods[i]->admit(w->rt->mod_state[i], conf, l, (const struct sockaddr *)&c->peer, w->loop.now_ms,
 				    &r);
 		if (rc > 0)
@@ -160,18 +174,21 @@ static void refuse(struct moat_client *c, struct moat_mod_reply *r)
 	moat_txn_answer(c, r->status, r->headers, r->headers_len, r->id);
 }
 
+const char *moat_mod_client_text(struct moat_mod_req *q)
+{
+	return moat_txn_client_text(q->t);
+}
+
 static void fill_req(struct moat_mod_req *q, struct moat_client *c, size_t i, struct moat_mod_reply *r)
 {
 	struct moat_txn *t = c->txn;
 
-	memset(r, 0, sizeof(*r));
-	r->offense = -1;
+	reply_init(r);
 	q->w = c->w;
 	q->c = c;
 	q->t = t;
 	q->conf = t->wc->ref->conf;
 	q->client = (const struct sockaddr *)&t->client;
-	q->client_text = moat_txn_client_text(t);
 	q->route = t->route;
 	q->route_idx = (size_t)(t->route - q->conf->routes);
 	q->state = c->w->rt->mod_state[i];
@@ -179,6 +196,11 @@ static void fill_req(struct moat_mod_req *q, struct moat_client *c, size_t i, st
 	q->slot = &t->mod_slot[i];
 	q->now_ms = c->w->loop.now_ms;
 	q->reply = r;
+	q->h = NULL;
+	q->local = NULL;
+	q->body = NULL;
+	q->body_len = 0;
+	q->body_complete = 0;
 }
 
 /* What a verdict does; 1 go on, 0 wait, -1 refused. */
@@ -225,7 +247,6 @@ int moat_phase_request(struct moat_client *c, const struct moat_h1_head *h)
 
 		if (!mods[i]->request)
 			continue;
-		memset(&q, 0, sizeof(q));
 		fill_req(&q, c, i, &r);
 		q.h = h;
 		rc = act(c, mods[i]->request(&q), &r, i);
@@ -249,7 +270,6 @@ int moat_phase_body(struct moat_client *c, const char *body, size_t len, int com
 
 	t->phase = MOAT_TXN_NONE;
 	if (i < nmods && mods[i]->body) {
-		memset(&q, 0, sizeof(q));
 		fill_req(&q, c, i, &r);
 		q.body = body;
 		q.body_len = len;

@@ -74,8 +74,8 @@ struct moat_mod_req {
 	struct moat_txn *t;
 	const struct moat_conf *conf;
 	const struct moat_h1_head *h;       /* request hook: the head (points into the input) */
-	const struct sockaddr *client;      /* the client address (PROXY / trusted proxies applied) */
-	const char *client_text;            /* ... as text */
+	const struct sockaddr *client;      /* the client address (PROXY / trusted proxies applied);
+					     * as text: moat_mod_client_text(q) */
 	const struct sockaddr *local;       /* the address the client connected to */
 	const struct moat_conf_route *route;
 	size_t route_idx;
@@ -112,6 +112,9 @@ struct moat_mod {
 	int (*admin)(void *state, const char *method, const char *path, const char *body, size_t body_len,
 		     struct moat_buf *out);
 };
+
+/* The client address of q as text, formatted on first use. Worker thread. */
+const char *moat_mod_client_text(struct moat_mod_req *q);
 
 /* The modules, in the order they run. Set once by main() before the
  * runtime starts; n <= MOAT_MOD_MAX. */

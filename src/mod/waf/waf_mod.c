@@ -262,7 +262,7 @@ static enum moat_mod_verdict inspect(struct moat_mod_req *q, struct ruleset *set
 {
 	struct waf_state *st = q->state;
 	struct moat_waf_req wr = {
-		.client_ip = q->client_text,
+		.client_ip = moat_mod_client_text(q),
 		.client_port = port_of(q->client),
 		.method = s->method,
 		.method_len = s->method_len,
@@ -297,7 +297,7 @@ static enum moat_mod_verdict inspect(struct moat_mod_req *q, struct ruleset *set
 		 v.matched);
 	if (!v.block) {
 		if (v.score > 0)
-			MOAT_INFO("%s: waf (detect only) %s on %.*s: %s", q->client_text, r->id, (int)s->uri_len,
+			MOAT_INFO("%s: waf (detect only) %s on %.*s: %s", moat_mod_client_text(q), r->id, (int)s->uri_len,
 				  s->uri, r->detail);
 		return MOAT_MOD_NEXT;
 	}
