@@ -43,9 +43,13 @@ static void put(struct out *o, const char *p, size_t n)
 static void put_u64(struct out *o, uint64_t v)
 {
 	char tmp[24];
-	int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
+	size_t n = sizeof(tmp);
 
-	put(o, tmp, (size_t)n);
+	do {
+		tmp[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	put(o, tmp + n, sizeof(tmp) - n);
 }
 
 /*
@@ -335,8 +339,12 @@ int moat_fwd_response_head(struct moat_buf *b, const struct moat_h1_head *h,
 	char line[32];
 	int n;
 
-	n = snprintf(line, sizeof(line), "HTTP/1.1 %03d ", h->status);
-	put(&o, line, (size_t)n);
+	memcpy(line, "HTTP/1.1 000 ", 13);
+	n = h->status >= 0 && h->status <= 999 ? h->status : 0;
+	line[9] = (char)('0' + n / 100);
+	line[10] = (char)('0' + n / 10 % 10);
+	line[11] = (char)('0' + n % 10);
+	put(&o, line, 13);
 	if (h->reason_len)
 		put(&o, h->reason, h->reason_len);
 	else

@@ -707,7 +707,13 @@ static void txn_try(struct moat_client *c)
 			return;
 		}
 	}
-	snprintf(t->server_text, sizeof(t->server_text), "%s", t->up->servers[idx].addr.text);
+	{
+		const char *st = t->up->servers[idx].addr.text;
+		size_t sl = strnlen(st, sizeof(t->server_text) - 1);
+
+		memcpy(t->server_text, st, sl);
+		t->server_text[sl] = '\0';
+	}
 	b->c = c;
 	t->b = b;
 	t->try_start_us = now_us();
