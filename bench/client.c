@@ -10,13 +10,22 @@
  *       once all are done, then waits for SIGTERM/SIGINT (or TIMEOUT_S from
  *       start), prints "alive A" (connections the server has not closed)
  *       and exits, resetting the connections (no TIME_WAIT left behind).
- *   client run PORT N CONNS PATH
+ *   client run PORT N CONNS PATH [KEYS]
  *       N GETs in total over CONNS keep-alive connections, one outstanding
  *       request per connection; prints "done N in S s". For the fixed-count
- *       runs under callgrind and strace.
+ *       runs under callgrind and strace. With KEYS, request i (counted over
+ *       all connections) carries X-Client: client-NNNNN, NNNNN = i mod KEYS,
+ *       as bench/guard.lua sends them (Host: bench.example too).
+ *   client statuses PORT N PATH HEADER TIMEOUT_S
+ *       N GETs one after the other on one keep-alive connection (a new one
+ *       when the server closes it), each carrying HEADER ("Name: value";
+ *       "" for none); any status is accepted. Prints "STATUS COUNT" for
+ *       each status seen, then "failed F" (requests that got no complete
+ *       response: two tries each). Stops at TIMEOUT_S. For the sanity
+ *       checks of bench/guard.sh (is a client over its limit refused?).
  *
- * Every response is checked: status 200 and exactly Content-Length body
- * bytes. All sockets are on 127.0.0.1. Owns everything it allocates; exits
+ * Every response is checked: status 200 (any status for `statuses`) and
+ * exactly Content-Length body bytes. All sockets are on 127.0.0.1. Owns everything it allocates; exits
  * without freeing.
  */
 #include <arpa/inet.h>
@@ -45,6 +54,8 @@ struct conn {
 	int fd;
 	enum state st;
 	size_t sent;
+	const char *req;          /* the request to send: `request`, or keyed[] */
+	size_t reqlen;
 	size_t headlen;           /* bytes in head[] */
 	long long body_left;      /* -1 until the head is complete */
 	int status;
@@ -52,9 +63,10 @@ struct conn {
 };
 
 static struct sockaddr_in server;
-static char request[256];
+static char request[1024];
 static size_t request_len;
 static char scratch[65536];
+static int any_status;     /* statuses: a complete non-200 response counts as done */
 
 static double now_s(void)
 {
@@ -63,16 +75,30 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The GET sent on every connection; `hdr` ("Name: value") is added when
+ * not empty. Exits when it does not fit. */
+static void set_request_hdr(const char *path, const char *hdr)
+{
+	int n = snprintf(request, sizeof request,
+			 "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench-client\r\n%s%s\r\n",
+			 path, hdr, *hdr ? "\r\n" : "");
+	if (n < 0 || (size_t)n >= sizeof request) {
+		fprintf(stderr, "client: request too long\n");
+		exit(2);
+	}
+	request_len = (size_t)n;
+}
+
 static void set_request(const char *path)
 {
-	request_len = (size_t)snprintf(request, sizeof request,
-				       "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench-client\r\n\r\n",
-				       path);
+	set_request_hdr(path, "");
 }
 
 static int conn_open(struct conn *c)
 {
 	memset(c, 0, sizeof *c);
+	c->req = request;
+	c->reqlen = request_len;
 	c->body_left = -1;
 	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
@@ -130,7 +156,7 @@ static int feed(struct conn *c, const char *p, size_t n)
 	c->body_left -= (long long)n;
 	if (c->body_left > 0)
 		return 0;
-	return c->status == 200 ? 1 : -1;
+	return c->status == 200 || (any_status && c->status > 0) ? 1 : -1;
 }
 
 /*
@@ -149,11 +175,11 @@ static int step(struct conn *c, uint32_t ev)
 		start_request(c);
 	}
 	if (c->st == S_SENDING) {
-		ssize_t w = send(c->fd, request + c->sent, request_len - c->sent, MSG_NOSIGNAL);
+		ssize_t w = send(c->fd, c->req + c->sent, c->reqlen - c->sent, MSG_NOSIGNAL);
 		if (w < 0)
 			return errno == EAGAIN ? 0 : -1;
 		c->sent += (size_t)w;
-		if (c->sent < request_len)
+		if (c->sent < c->reqlen)
 			return 0;
 		c->st = S_READING;
 	}
@@ -235,6 +261,60 @@ static int cmd_probe(const char *path, double timeout)
 	return 1;
 }
 
+static int cmd_statuses(long n, const char *path, const char *hdr, double timeout)
+{
+	static long count[1000]; /* by status; [0]: out of range */
+	long failed = 0, i = 0;
+	int tries = 0;
+	struct conn c;
+
+	c.fd = -1;
+	set_request_hdr(path, hdr);
+	any_status = 1;
+	double deadline = now_s() + timeout;
+	while (i < n && now_s() < deadline) {
+		if (c.fd >= 0) {
+			start_request(&c); /* the next request on the same connection */
+		} else if (conn_open(&c) < 0) {
+			perror("client: connect");
+			break;
+		}
+		int r = 0;
+		while (r == 0) {
+			struct pollfd pfd = { .fd = c.fd, .events = c.st == S_READING ? POLLIN : POLLOUT };
+			int ms = (int)((deadline - now_s()) * 1000);
+			if (ms <= 0 || poll(&pfd, 1, ms) <= 0) {
+				r = -1;
+				break;
+			}
+			uint32_t ev = (pfd.revents & POLLIN ? EPOLLIN : 0) | (pfd.revents & POLLOUT ? EPOLLOUT : 0) |
+				      (pfd.revents & POLLERR ? EPOLLERR : 0);
+			r = step(&c, ev);
+		}
+		if (r == 1) {
+			count[c.status < 1000 ? c.status : 0]++;
+			i++;
+			tries = 0;
+			continue;
+		}
+		/* closed by the server (after a refusal, say): once more on a new one */
+		close(c.fd);
+		c.fd = -1;
+		if (++tries == 2) {
+			failed++;
+			i++;
+			tries = 0;
+		}
+	}
+	if (c.fd >= 0)
+		close(c.fd);
+	for (int s = 0; s < 1000; s++)
+		if (count[s])
+			printf("%d %ld\n", s, count[s]);
+	printf("failed %ld\n", failed + (n - i));
+	return 0;
+}
+
 static int cmd_hold(long n, double timeout)
 {
 	set_request("/1k");
@@ -313,10 +393,31 @@ static int cmd_hold(long n, double timeout)
 	return failed ? 1 : 0;
 }
 
-static int cmd_run(long n, int nconns, const char *path)
+/* Points c at its own request for key number `i` (cmd_run with KEYS). */
+static void keyed_request(struct conn *c, char *buf, size_t size, const char *path, long i, long keys)
 {
+	int n = snprintf(buf, size,
+			 "GET %s HTTP/1.1\r\nHost: bench.example\r\nUser-Agent: bench-client\r\n"
+			 "X-Client: client-%05ld\r\n\r\n",
+			 path, i % keys);
+	if (n < 0 || (size_t)n >= size) {
+		fprintf(stderr, "client: request too long\n");
+		exit(2);
+	}
+	c->req = buf;
+	c->reqlen = (size_t)n;
+}
+
+static int cmd_run(long n, int nconns, const char *path, long keys)
+{
+	enum { KEYED_MAX = 512 };
 	set_request(path);
 	struct conn *cs = calloc((size_t)nconns, sizeof *cs);
+	char (*keyed)[KEYED_MAX] = keys > 0 ? calloc((size_t)nconns, KEYED_MAX) : NULL;
+	if (keys > 0 && !keyed) {
+		perror("client");
+		return 1;
+	}
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	if (!cs || ep < 0) {
 		perror("client");
@@ -329,6 +430,8 @@ static int cmd_run(long n, int nconns, const char *path)
 			perror("client: connect");
 			return 1;
 		}
+		if (keys > 0)
+			keyed_request(&cs[i], keyed[i], KEYED_MAX, path, started, keys);
 		ep_set(ep, &cs[i], EPOLLOUT, EPOLL_CTL_ADD);
 	}
 	struct epoll_event evs[64];
@@ -350,6 +453,8 @@ static int cmd_run(long n, int nconns, const char *path)
 					finished = 1;
 					break;
 				}
+				if (keys > 0)
+					keyed_request(c, keyed[c - cs], KEYED_MAX, path, started, keys);
 				started++;
 				start_request(c);
 				r = step(c, EPOLLOUT);
@@ -375,7 +480,8 @@ int main(int argc, char **argv)
 usage:
 		fprintf(stderr, "usage: client probe PORT PATH TIMEOUT_S\n"
 				"       client hold PORT N TIMEOUT_S\n"
-				"       client run PORT N CONNS PATH\n");
+				"       client run PORT N CONNS PATH [KEYS]\n"
+				"       client statuses PORT N PATH HEADER TIMEOUT_S\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -387,7 +493,9 @@ usage:
 		return cmd_probe(argv[3], atof(argv[4]));
 	if (strcmp(argv[1], "hold") == 0 && argc == 5)
 		return cmd_hold(atol(argv[3]), atof(argv[4]));
-	if (strcmp(argv[1], "run") == 0 && argc == 6)
-		return cmd_run(atol(argv[3]), atoi(argv[4]), argv[5]);
+	if (strcmp(argv[1], "run") == 0 && (argc == 6 || argc == 7))
+		return cmd_run(atol(argv[3]), atoi(argv[4]), argv[5], argc == 7 ? atol(argv[6]) : 0);
+	if (strcmp(argv[1], "statuses") == 0 && argc == 7)
+		return cmd_statuses(atol(argv[3]), argv[4], argv[5], atof(argv[6]));
 	goto usage;
 }
