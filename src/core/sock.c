@@ -85,9 +85,7 @@ size_t moat_sock_ntop(const struct sockaddr *sa, char *out, size_t outlen)
 
 	if (sa->sa_family == AF_INET)
 		return ntop4((const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr, out, outlen);
-	if (sa->sa_family == AF_INET)
-		a = &((const struct sockaddr_in *)sa)->sin_addr;
-	else if (sa->sa_family == AF_INET6)
+	if (sa->sa_family == AF_INET6)
 		a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
 	else
 		a = NULL;
