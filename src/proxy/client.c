@@ -153,6 +153,7 @@ void moat_client_accept(struct moat_worker *w, struct moat_listener *l, int fd, 
 
 	if (!c) {
 		close(fd);
+		atomic_fetch_sub_explicit(&w->rt->nclients, 1, memory_order_relaxed);
 		return;
 	}
 	c->w = w;
@@ -168,14 +169,14 @@ void moat_client_accept(struct moat_worker *w, struct moat_listener *l, int fd, 
 	if (moat_loop_add(&w->loop, &c->ev, 1) < 0) {
 		close(fd);
 		free(c);
+		atomic_fetch_sub_explicit(&w->rt->nclients, 1, memory_order_relaxed);
 		return;
 	}
 	c->next = w->clients;
 	if (c->next)
 		c->next->prev = c;
 	w->clients = c;
-	w->nclients++;
-	atomic_fetch_add_explicit(&w->rt->nclients, 1, memory_order_relaxed);
+	w->nclients++; /* the process's count was taken by the accepting worker */
 	MOAT_STAT_INC(w->stats.conns_accepted);
 	/* The listener defers accept until data arrives: read at once. */
 	c->io.can_read = 1;

@@ -369,6 +369,8 @@ const char *moat_txn_client_text(struct moat_txn *t);
 /* The worker's pending timer: retries a waiting txn; 1 when it left the
  * pending state. */
 int moat_txn_pending_retry(struct moat_client *c);
+/* Takes an accepted fd; the caller has already counted it in
+ * rt->nclients (given back here if no client can be made). */
 void moat_client_accept(struct moat_worker *w, struct moat_listener *l, int fd, const struct sockaddr *sa,
 			socklen_t len);
 void moat_client_free(struct moat_client *c);

@@ -150,16 +150,22 @@ static void accept_ready(struct moat_listener *l)
 			w->accept_paused = 1;
 			return;
 		}
-		if (conf->limits.conns_total &&
-		    atomic_load_explicit(&w->rt->nclients, memory_order_relaxed) >= conf->limits.conns_total) {
+		/* A place in the process's count is taken before accepting, so
+		 * that workers accepting at once never pass connections_total;
+		 * given back when nothing is accepted. */
+		if (atomic_fetch_add_explicit(&w->rt->nclients, 1, memory_order_relaxed) >= conf->limits.conns_total &&
+		    conf->limits.conns_total) {
 			/* The process is full: connections wait in the listen
 			 * queue; any worker's close may make room, so look
 			 * again soon. */
+			atomic_fetch_sub_explicit(&w->rt->nclients, 1, memory_order_relaxed);
 			w->accept_paused = 1;
 			moat_timer_set(&w->loop.timers, &w->accept_timer, w->loop.now_ms + 20);
 			return;
 		}
 		fd = accept4(l->ev.fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			atomic_fetch_sub_explicit(&w->rt->nclients, 1, memory_order_relaxed);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
