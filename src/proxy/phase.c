@@ -224,8 +224,11 @@ static int act(struct moat_client *c, enum moat_mod_verdict v, struct moat_mod_r
 		/* room for what the module wants besides a head */
 		size_t need = r->body_want + t->wc->ref->conf->limits.header_size_max + 16384;
 
-		if (c->in.max < need)
+		if (c->in.max < need) {
+			if (!t->in_max_saved)
+				t->in_max_saved = c->in.max;
 			c->in.max = need;
+		}
 		t->phase = MOAT_TXN_INSPECT;
 		t->inspect_want = r->body_want;
 		t->inspect_mod = (unsigned)i;

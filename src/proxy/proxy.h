@@ -153,6 +153,7 @@ struct moat_txn {
 	uint64_t hold_until;        /* HOLD: go on at this time */
 	uint64_t body_max;          /* request body limit of the route (0 = none) */
 	size_t inspect_want;        /* INSPECT: body bytes the module waits for */
+	size_t in_max_saved;        /* the client input's maximum before a module raised it; 0 = not raised */
 	unsigned inspect_mod;       /* INSPECT: which module */
 	unsigned next_mod;          /* request hooks run so far (resumed after HOLD / INSPECT) */
 	void *mod_slot[MOAT_MOD_MAX]; /* each module's per-txn state */

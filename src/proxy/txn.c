@@ -558,6 +558,7 @@ static int run_inspect(struct moat_client *c, struct moat_txn *t)
 			moat_client_close(c);
 			return 0;
 		}
+		t->bytes_in += (uint64_t)r;
 	}
 	have = moat_buf_len(&c->in);
 	if (t->req_framing == MOAT_H1_BODY_LENGTH) {
@@ -1435,6 +1436,9 @@ void moat_txn_finish(struct moat_client *c)
 		moat_phase_offense(c, t->client.ss_family ? (const struct sockaddr *)&t->client : NULL,
 				   MOAT_OFFENSE_4XX);
 	moat_phase_txn_end(t);
+	/* a module's body read raised the input's maximum for this txn only */
+	if (t->in_max_saved && moat_buf_len(&c->in) <= t->in_max_saved)
+		c->in.max = t->in_max_saved;
 	if (t->lv_method || t->lv_uri)
 		write_access(c, t);
 	moat_buf_release(&t->reqhead);

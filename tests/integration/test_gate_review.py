@@ -212,3 +212,23 @@ def test_per_ip_limit_spares_a_trusted_proxy(backend, make_moat):
     conns = open_conns(m.port, "127.0.0.2", 4)
     for c in conns:
         c.close()
+
+
+# --------------------------------------------------------------------------
+# The body the WAF reads first is still counted as received.
+
+
+def test_body_read_for_the_waf_counts_in_bytes_in(backend, make_moat):
+    """A 20 KiB form body sent after the head on a WAF route: the access
+    log's bytes_in used to miss what the WAF's body read took off the
+    socket (only the head was counted)."""
+    m = make_moat([backend], {"routes": [{"upstream": "app", "waf": True}]})
+    body = b"a=" + b"x" * (20 << 10)
+    with Client(m.port, source="127.0.0.2", timeout=t(10)) as c:
+        c.send(b"POST /form HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+               b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+        time.sleep(t(0.2))
+        c.send(body)
+        assert c.read_response().status == 200
+    rec = m.access_records(1)[-1]
+    assert rec["bytes_in"] >= len(body), rec
