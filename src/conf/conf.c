@@ -229,51 +229,77 @@ void moat_conf_free(struct moat_conf *c)
 
 /* ---- loading ---------------------------------------------------------------- */
 
-struct moat_conf *moat_conf_load_file(const char *path, struct moat_conf_errors *err)
+int moat_conf_read_file(const char *path, char **out, size_t *lenp, int *opened)
 {
-	struct moat_conf *c;
+	FILE *f = fopen(path, "rb");
 	char *buf = NULL, *nbuf;
 	size_t len = 0, cap = 0, got;
-	FILE *f;
+	int rc = 0;
 
-	f = fopen(path, "rb");
-	if (f == NULL) {
-		moat_conf_errorf(err, "%s: cannot open: %s", path, strerror(errno));
-		return NULL;
-	}
+	*out = NULL;
+	*lenp = 0;
+	*opened = f != NULL;
+	if (f == NULL)
+		return -errno;
 	for (;;) {
 		if (len == cap) {
+			/* MOAT_CONF_MAX_FILE bytes are allowed, one more is not */
+			if (cap > MOAT_CONF_MAX_FILE) {
+				rc = -EFBIG;
+				break;
+			}
 			cap = cap ? cap * 2 : 16384;
 			if (cap > MOAT_CONF_MAX_FILE + 1)
 				cap = MOAT_CONF_MAX_FILE + 1;
-			if (len == cap) {
-				moat_conf_errorf(err, "%s: file too large (more than %llu MiB)", path,
-						 (unsigned long long)(MOAT_CONF_MAX_FILE / MOAT_MIB));
-				goto fail;
-			}
-			nbuf = realloc(buf, cap);
+			nbuf = realloc(buf, cap + 1);
 			if (nbuf == NULL) {
-				moat_conf_errorf(err, "%s: out of memory", path);
-				goto fail;
+				rc = -ENOMEM;
+				break;
 			}
 			buf = nbuf;
 		}
 		got = fread(buf + len, 1, cap - len, f);
 		len += got;
-		if (got == 0)
+		if (got == 0) {
+			if (ferror(f))
+				rc = errno ? -errno : -EIO; /* EISDIR for a directory */
 			break;
-	}
-	if (ferror(f)) {
-		moat_conf_errorf(err, "%s: cannot read: %s", path, strerror(errno));
-		goto fail;
+		}
 	}
 	fclose(f);
-	c = moat_conf_load_buffer(path, buf, len, err);
-	free(buf);
-	return c;
-fail:
-	fclose(f);
-	free(buf);
+	if (rc < 0) {
+		free(buf);
+		return rc;
+	}
+	if (buf == NULL && (buf = malloc(1)) == NULL)
+		return -ENOMEM;
+	buf[len] = '\0';
+	*out = buf;
+	*lenp = len;
+	return 0;
+}
+
+struct moat_conf *moat_conf_load_file(const char *path, struct moat_conf_errors *err)
+{
+	struct moat_conf *c;
+	char *buf;
+	size_t len;
+	int opened, rc = moat_conf_read_file(path, &buf, &len, &opened);
+
+	if (rc == 0) {
+		c = moat_conf_load_buffer(path, buf, len, err);
+		free(buf);
+		return c;
+	}
+	if (!opened)
+		moat_conf_errorf(err, "%s: cannot open: %s", path, strerror(-rc));
+	else if (rc == -EFBIG)
+		moat_conf_errorf(err, "%s: file too large (more than %llu MiB)", path,
+				 (unsigned long long)(MOAT_CONF_MAX_FILE / MOAT_MIB));
+	else if (rc == -ENOMEM)
+		moat_conf_errorf(err, "%s: out of memory", path);
+	else
+		moat_conf_errorf(err, "%s: cannot read: %s", path, strerror(-rc));
 	return NULL;
 }
 
@@ -444,7 +470,7 @@ static void put_quoted(FILE *out, const char *s)
 	fputc('"', out);
 }
 
-static void put_key_string(FILE *out, const char *indent, const char *key, const char *s)
+void moat_conf_put_key_string(FILE *out, const char *indent, const char *key, const char *s)
 {
 	fprintf(out, "%s%s: ", indent, key);
 	put_quoted(out, s);
@@ -540,16 +566,16 @@ static void print_upstream(const struct moat_conf_upstream *u, FILE *out)
 	put_ms(out, "    ", "keepalive_timeout", u->keepalive_timeout_ms);
 	if (h->enabled) {
 		fprintf(out, "    health_check:\n");
-		put_key_string(out, "      ", "method", h->method ? h->method : MOAT_CONF_DEFAULT_HEALTH_METHOD);
-		put_key_string(out, "      ", "path", h->path ? h->path : MOAT_CONF_DEFAULT_HEALTH_PATH);
+		moat_conf_put_key_string(out, "      ", "method", h->method ? h->method : MOAT_CONF_DEFAULT_HEALTH_METHOD);
+		moat_conf_put_key_string(out, "      ", "path", h->path ? h->path : MOAT_CONF_DEFAULT_HEALTH_PATH);
 		if (h->host != NULL)
-			put_key_string(out, "      ", "host", h->host);
+			moat_conf_put_key_string(out, "      ", "host", h->host);
 		if (h->status_min == h->status_max)
 			fprintf(out, "      status: \"%u\"\n", h->status_min);
 		else
 			fprintf(out, "      status: \"%u-%u\"\n", h->status_min, h->status_max);
 		if (h->body != NULL)
-			put_key_string(out, "      ", "body", h->body);
+			moat_conf_put_key_string(out, "      ", "body", h->body);
 		put_ms(out, "      ", "interval", h->interval_ms);
 		put_ms(out, "      ", "timeout", h->timeout_ms);
 		fprintf(out, "      rise: %u\n      fall: %u\n", h->rise, h->fall);
@@ -580,9 +606,9 @@ static void print_admin(const struct moat_conf_admin *a, FILE *out)
 	if (!a->enabled)
 		return;
 	fprintf(out, "admin:\n");
-	put_key_string(out, "  ", "listen", a->addr.text ? a->addr.text : "");
+	moat_conf_put_key_string(out, "  ", "listen", a->addr.text ? a->addr.text : "");
 	if (a->token != NULL)
-		put_key_string(out, "  ", "token", a->token);
+		moat_conf_put_key_string(out, "  ", "token", a->token);
 	fprintf(out, "  allow: [");
 	for (i = 0; i < a->nallow; i++) {
 		moat_conf_format_cidr(&a->allow[i], b, sizeof b);
@@ -605,23 +631,23 @@ int moat_conf_print(const struct moat_conf *c, FILE *out)
 	else
 		fprintf(out, "workers: %u\n", c->workers);
 	if (c->user != NULL)
-		put_key_string(out, "", "user", c->user);
+		moat_conf_put_key_string(out, "", "user", c->user);
 	if (c->group != NULL)
-		put_key_string(out, "", "group", c->group);
+		moat_conf_put_key_string(out, "", "group", c->group);
 	if (c->pid_file != NULL)
-		put_key_string(out, "", "pid_file", c->pid_file);
+		moat_conf_put_key_string(out, "", "pid_file", c->pid_file);
 
 	fprintf(out, "log:\n  level: %s\n", (unsigned)c->log_level < 4 ? levels[c->log_level] : "info");
 	if (c->error_log == NULL)
 		fprintf(out, "  error: stderr\n");
 	else
-		put_key_string(out, "  ", "error", c->error_log);
+		moat_conf_put_key_string(out, "  ", "error", c->error_log);
 	if (c->access_log == NULL)
 		fprintf(out, "  access: off\n");
 	else if (strcmp(c->access_log, "stdout") == 0)
 		fprintf(out, "  access: stdout\n");
 	else
-		put_key_string(out, "  ", "access", c->access_log);
+		moat_conf_put_key_string(out, "  ", "access", c->access_log);
 	fprintf(out, "  format: %s\n", (unsigned)c->access_format < 3 ? formats[c->access_format] : "json");
 	fprintf(out, "  refusal_rate: %u\n", c->refusal_log_rate);
 
@@ -661,7 +687,7 @@ int moat_conf_print(const struct moat_conf *c, FILE *out)
 
 	fprintf(out, "listeners:\n");
 	for (i = 0; i < c->nlisteners; i++) {
-		put_key_string(out, "  - ", "listen",
+		moat_conf_put_key_string(out, "  - ", "listen",
 			       c->listeners[i].addr.text ? c->listeners[i].addr.text : "");
 		fprintf(out, "    backlog: %u\n", c->listeners[i].backlog);
 		moat_conf_guard_print_listener(&c->listeners[i], out);
@@ -674,7 +700,7 @@ int moat_conf_print(const struct moat_conf *c, FILE *out)
 	fprintf(out, "routes:\n");
 	for (i = 0; i < c->nroutes; i++) {
 		const struct moat_conf_route *r = &c->routes[i];
-		put_key_string(out, "  - ", "upstream",
+		moat_conf_put_key_string(out, "  - ", "upstream",
 			       r->upstream < c->nupstreams ? c->upstreams[r->upstream].name : "");
 		if (r->host != NULL) {
 			fputs("    host: ", out);
@@ -689,7 +715,7 @@ int moat_conf_print(const struct moat_conf *c, FILE *out)
 			}
 		}
 		if (r->path_prefix != NULL)
-			put_key_string(out, "    ", "path", r->path_prefix);
+			moat_conf_put_key_string(out, "    ", "path", r->path_prefix);
 		if (r->nstrip_headers > 0) {
 			fprintf(out, "    strip_headers: ");
 			put_list(out, r->strip_headers, r->nstrip_headers, 0);
@@ -705,7 +731,7 @@ int moat_conf_print(const struct moat_conf *c, FILE *out)
 
 /* ---- equality ------------------------------------------------------------------ */
 
-static int str_eq(const char *a, const char *b)
+int moat_conf_str_eq(const char *a, const char *b)
 {
 	if (a == NULL || b == NULL)
 		return a == b;
@@ -719,28 +745,28 @@ static int strings_eq(char *const *a, size_t na, char *const *b, size_t nb)
 	if (na != nb)
 		return 0;
 	for (i = 0; i < na; i++)
-		if (!str_eq(a[i], b[i]))
+		if (!moat_conf_str_eq(a[i], b[i]))
 			return 0;
 	return 1;
 }
 
 static int addr_eq(const struct moat_conf_addr *a, const struct moat_conf_addr *b)
 {
-	return moat_conf_addr_equal(a, b) && str_eq(a->text, b->text);
+	return moat_conf_addr_equal(a, b) && moat_conf_str_eq(a->text, b->text);
 }
 
 static int server_eq(const struct moat_conf_server *a, const struct moat_conf_server *b)
 {
-	return addr_eq(&a->addr, &b->addr) && str_eq(a->host, b->host) && a->weight == b->weight &&
+	return addr_eq(&a->addr, &b->addr) && moat_conf_str_eq(a->host, b->host) && a->weight == b->weight &&
 	       a->backup == b->backup && a->drain == b->drain && a->max_connections == b->max_connections &&
 	       a->is_name == b->is_name;
 }
 
 static int health_eq(const struct moat_conf_health *a, const struct moat_conf_health *b)
 {
-	return a->enabled == b->enabled && str_eq(a->method, b->method) && str_eq(a->path, b->path) &&
-	       str_eq(a->host, b->host) && a->status_min == b->status_min && a->status_max == b->status_max &&
-	       str_eq(a->body, b->body) && a->interval_ms == b->interval_ms && a->timeout_ms == b->timeout_ms &&
+	return a->enabled == b->enabled && moat_conf_str_eq(a->method, b->method) && moat_conf_str_eq(a->path, b->path) &&
+	       moat_conf_str_eq(a->host, b->host) && a->status_min == b->status_min && a->status_max == b->status_max &&
+	       moat_conf_str_eq(a->body, b->body) && a->interval_ms == b->interval_ms && a->timeout_ms == b->timeout_ms &&
 	       a->rise == b->rise && a->fall == b->fall;
 }
 
@@ -762,11 +788,11 @@ static int upstream_eq(const struct moat_conf_upstream *a, const struct moat_con
 {
 	size_t i;
 
-	if (!str_eq(a->name, b->name) || a->nservers != b->nservers || a->keepalive != b->keepalive ||
+	if (!moat_conf_str_eq(a->name, b->name) || a->nservers != b->nservers || a->keepalive != b->keepalive ||
 	    a->keepalive_timeout_ms != b->keepalive_timeout_ms || a->used != b->used)
 		return 0;
-	if (a->algorithm != b->algorithm || a->hash_key != b->hash_key || !str_eq(a->hash_name, b->hash_name) ||
-	    !str_eq(a->sticky_cookie, b->sticky_cookie) || a->sticky_ttl_ms != b->sticky_ttl_ms ||
+	if (a->algorithm != b->algorithm || a->hash_key != b->hash_key || !moat_conf_str_eq(a->hash_name, b->hash_name) ||
+	    !moat_conf_str_eq(a->sticky_cookie, b->sticky_cookie) || a->sticky_ttl_ms != b->sticky_ttl_ms ||
 	    !health_eq(&a->health, &b->health) || !outlier_eq(&a->outlier, &b->outlier) ||
 	    !retry_eq(&a->retry, &b->retry))
 		return 0;
@@ -782,13 +808,13 @@ static int upstream_eq(const struct moat_conf_upstream *a, const struct moat_con
 
 static int route_eq(const struct moat_conf_route *a, const struct moat_conf_route *b)
 {
-	return str_eq(a->host, b->host) && a->host_wildcard == b->host_wildcard &&
-	       str_eq(a->path_prefix, b->path_prefix) && a->path_prefix_len == b->path_prefix_len &&
+	return moat_conf_str_eq(a->host, b->host) && a->host_wildcard == b->host_wildcard &&
+	       moat_conf_str_eq(a->path_prefix, b->path_prefix) && a->path_prefix_len == b->path_prefix_len &&
 	       a->upstream == b->upstream &&
 	       strings_eq(a->strip_headers, a->nstrip_headers, b->strip_headers, b->nstrip_headers);
 }
 
-static int cidrs_eq(const struct moat_conf_cidr *a, size_t na, const struct moat_conf_cidr *b, size_t nb)
+int moat_conf_cidrs_eq(const struct moat_conf_cidr *a, size_t na, const struct moat_conf_cidr *b, size_t nb)
 {
 	size_t i;
 
@@ -807,8 +833,8 @@ static int admin_eq(const struct moat_conf_admin *a, const struct moat_conf_admi
 		return 0;
 	if (!a->enabled)
 		return 1;
-	if (!str_eq(a->unix_path, b->unix_path) || !str_eq(a->addr.text, b->addr.text) ||
-	    !str_eq(a->token, b->token) || !cidrs_eq(a->allow, a->nallow, b->allow, b->nallow))
+	if (!moat_conf_str_eq(a->unix_path, b->unix_path) || !moat_conf_str_eq(a->addr.text, b->addr.text) ||
+	    !moat_conf_str_eq(a->token, b->token) || !moat_conf_cidrs_eq(a->allow, a->nallow, b->allow, b->nallow))
 		return 0;
 	return a->unix_path != NULL || moat_conf_addr_equal(&a->addr, &b->addr);
 }
@@ -818,10 +844,10 @@ int moat_conf_equal(const struct moat_conf *a, const struct moat_conf *b)
 	const struct moat_conf_timeouts *ta = &a->timeouts, *tb = &b->timeouts;
 	size_t i;
 
-	if (a->workers != b->workers || a->log_level != b->log_level || !str_eq(a->error_log, b->error_log) ||
-	    !str_eq(a->access_log, b->access_log) || a->access_format != b->access_format)
+	if (a->workers != b->workers || a->log_level != b->log_level || !moat_conf_str_eq(a->error_log, b->error_log) ||
+	    !moat_conf_str_eq(a->access_log, b->access_log) || a->access_format != b->access_format)
 		return 0;
-	if (!str_eq(a->user, b->user) || !str_eq(a->group, b->group) || !str_eq(a->pid_file, b->pid_file))
+	if (!moat_conf_str_eq(a->user, b->user) || !moat_conf_str_eq(a->group, b->group) || !moat_conf_str_eq(a->pid_file, b->pid_file))
 		return 0;
 	if (a->limits.request_line_max != b->limits.request_line_max ||
 	    a->limits.header_size_max != b->limits.header_size_max ||

@@ -636,65 +636,17 @@ static void file_error(void *ctx, unsigned line, unsigned col, const char *msg)
 		moat_conf_yaml_error_at(f->ld, f->at, "%s: %s:%u:%u: %s", f->key, f->path, line, col, msg);
 }
 
-static char *read_small_file(const char *path, size_t *len, int *err)
-{
-	FILE *fp = fopen(path, "rb");
-	char *buf = NULL;
-	size_t cap = 0, got;
-
-	*len = 0;
-	if (fp == NULL) {
-		*err = errno;
-		return NULL;
-	}
-	for (;;) {
-		if (*len == cap) {
-			char *nb;
-
-			if (cap > MOAT_CONF_MAX_FILE) { /* MOAT_CONF_MAX_FILE bytes are allowed, one more is not */
-				*err = EFBIG;
-				break;
-			}
-			cap = cap ? cap * 2 : 4096;
-			if (cap > MOAT_CONF_MAX_FILE + 1)
-				cap = MOAT_CONF_MAX_FILE + 1;
-			nb = realloc(buf, cap + 1);
-			if (nb == NULL) {
-				*err = ENOMEM;
-				break;
-			}
-			buf = nb;
-		}
-		got = fread(buf + *len, 1, cap - *len, fp);
-		*len += got;
-		if (got == 0) {
-			*err = ferror(fp) ? (errno ? errno : EIO) : 0; /* EISDIR for a directory */
-			break;
-		}
-	}
-	fclose(fp);
-	if (*err) {
-		free(buf);
-		return NULL;
-	}
-	if (buf == NULL)
-		buf = malloc(1);
-	if (buf != NULL)
-		buf[*len] = '\0';
-	return buf;
-}
-
 static void load_list_file(struct moat_conf_loader *ld, struct moat_conf_acl *a, const char *path, int value,
 			   const char *key, struct moat_conf_pos at, size_t *count)
 {
 	struct file_ctx f = { ld, at, path, key, a->trie, value, 0, 0 };
 	size_t len;
-	int err = 0, rc;
-	char *data = read_small_file(path, &len, &err);
+	char *data;
+	int opened, rc = moat_conf_read_file(path, &data, &len, &opened);
 
-	if (data == NULL) {
+	if (rc < 0) {
 		moat_conf_yaml_error_at(ld, at, "%s: cannot read %s: %s", key, path,
-					err == EFBIG ? "file too large" : strerror(err ? err : ENOMEM));
+					rc == -EFBIG ? "file too large" : strerror(-rc));
 		return;
 	}
 	rc = moat_cidr_list_parse(data, len, file_entry, file_error, &f);
@@ -809,27 +761,14 @@ static void put_cidrs(FILE *out, const char *indent, const char *key, const stru
 	fprintf(out, "]\n");
 }
 
-static void put_str(FILE *out, const char *indent, const char *key, const char *v)
-{
-	const char *p;
-
-	fprintf(out, "%s%s: \"", indent, key);
-	for (p = v; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fputc('\\', out);
-		fputc(*p, out);
-	}
-	fprintf(out, "\"\n");
-}
-
 static void print_acl(const struct moat_conf_acl *a, FILE *out)
 {
 	put_cidrs(out, "    ", "allow", a->allow, a->nallow);
 	put_cidrs(out, "    ", "deny", a->deny, a->ndeny);
 	if (a->allow_file)
-		put_str(out, "    ", "allow_file", a->allow_file);
+		moat_conf_put_key_string(out, "    ", "allow_file", a->allow_file);
 	if (a->deny_file)
-		put_str(out, "    ", "deny_file", a->deny_file);
+		moat_conf_put_key_string(out, "    ", "deny_file", a->deny_file);
 }
 
 void moat_conf_guard_print_listener(const struct moat_conf_listener *l, FILE *out)
@@ -863,7 +802,7 @@ void moat_conf_guard_print_route(const struct moat_conf_route *r, FILE *out)
 			     "      body_limit: %s\n",
 			r->waf.detect_only ? "detect" : "block", r->waf.paranoia, r->waf.anomaly_threshold, b);
 		if (r->waf.crs)
-			put_str(out, "      ", "crs", r->waf.crs);
+			moat_conf_put_key_string(out, "      ", "crs", r->waf.crs);
 	}
 }
 
@@ -914,29 +853,10 @@ void moat_conf_guard_print(const struct moat_conf *c, FILE *out)
 	}
 }
 
-static int str_eq(const char *a, const char *b)
-{
-	if (a == NULL || b == NULL)
-		return a == b;
-	return strcmp(a, b) == 0;
-}
-
-static int cidrs_eq(const struct moat_conf_cidr *a, size_t na, const struct moat_conf_cidr *b, size_t nb)
-{
-	size_t i;
-
-	if (na != nb)
-		return 0;
-	for (i = 0; i < na; i++)
-		if (a[i].family != b[i].family || a[i].prefix != b[i].prefix || memcmp(a[i].addr, b[i].addr, 16) != 0)
-			return 0;
-	return 1;
-}
-
 static int acl_eq(const struct moat_conf_acl *a, const struct moat_conf_acl *b)
 {
-	return cidrs_eq(a->allow, a->nallow, b->allow, b->nallow) && cidrs_eq(a->deny, a->ndeny, b->deny, b->ndeny) &&
-	       str_eq(a->allow_file, b->allow_file) && str_eq(a->deny_file, b->deny_file);
+	return moat_conf_cidrs_eq(a->allow, a->nallow, b->allow, b->nallow) && moat_conf_cidrs_eq(a->deny, a->ndeny, b->deny, b->ndeny) &&
+	       moat_conf_str_eq(a->allow_file, b->allow_file) && moat_conf_str_eq(a->deny_file, b->deny_file);
 }
 
 static int waf_eq(const struct moat_conf_waf *a, const struct moat_conf_waf *b)
@@ -945,7 +865,7 @@ static int waf_eq(const struct moat_conf_waf *a, const struct moat_conf_waf *b)
 		return 0;
 	return !a->enabled || (a->detect_only == b->detect_only && a->paranoia == b->paranoia &&
 			       a->anomaly_threshold == b->anomaly_threshold && a->body_limit == b->body_limit &&
-			       str_eq(a->crs, b->crs));
+			       moat_conf_str_eq(a->crs, b->crs));
 }
 
 int moat_conf_guard_equal(const struct moat_conf *a, const struct moat_conf *b)
@@ -970,18 +890,18 @@ int moat_conf_guard_equal(const struct moat_conf *a, const struct moat_conf *b)
 		    x->nrate_limits != y->nrate_limits || !waf_eq(&x->waf, &y->waf))
 			return 0;
 		for (j = 0; j < x->nrate_limits; j++)
-			if (!str_eq(x->rate_limit_names[j], y->rate_limit_names[j]))
+			if (!moat_conf_str_eq(x->rate_limit_names[j], y->rate_limit_names[j]))
 				return 0;
 	}
 	for (i = 0; i < a->nrate_limits; i++) {
 		const struct moat_conf_ratelimit *x = &a->rate_limits[i], *y = &b->rate_limits[i];
 
-		if (!str_eq(x->name, y->name) || x->nkey != y->nkey || x->count != y->count ||
+		if (!moat_conf_str_eq(x->name, y->name) || x->nkey != y->nkey || x->count != y->count ||
 		    x->period_ms != y->period_ms || x->burst != y->burst || x->delay != y->delay ||
 		    x->delay_after != y->delay_after || x->status != y->status)
 			return 0;
 		for (j = 0; j < x->nkey; j++)
-			if (x->key[j].kind != y->key[j].kind || !str_eq(x->key[j].name, y->key[j].name))
+			if (x->key[j].kind != y->key[j].kind || !moat_conf_str_eq(x->key[j].name, y->key[j].name))
 				return 0;
 	}
 	if (a->bans.enabled != b->bans.enabled)
@@ -989,7 +909,7 @@ int moat_conf_guard_equal(const struct moat_conf *a, const struct moat_conf *b)
 	if (a->bans.enabled &&
 	    (a->bans.threshold != b->bans.threshold || a->bans.window_ms != b->bans.window_ms ||
 	     a->bans.duration_ms != b->bans.duration_ms || a->bans.max_duration_ms != b->bans.max_duration_ms ||
-	     a->bans.on != b->bans.on || !cidrs_eq(a->bans.exempt, a->bans.nexempt, b->bans.exempt, b->bans.nexempt)))
+	     a->bans.on != b->bans.on || !moat_conf_cidrs_eq(a->bans.exempt, a->bans.nexempt, b->bans.exempt, b->bans.nexempt)))
 		return 0;
 	return 1;
 }

@@ -15,6 +15,7 @@
 #define MOAT_CONF_CONF_INT_H
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,23 @@
 #define MOAT_CONF_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define MOAT_CONF_PRINTF(f, a)
+/*
+ * Reads the whole file at `path` (at most MOAT_CONF_MAX_FILE bytes) into a
+ * malloc'd, NUL-terminated *out of *len bytes. Returns 0, or -errno:
+ * *opened says whether the open itself succeeded; -EFBIG past the maximum.
+ * Control thread.
+ */
+int moat_conf_read_file(const char *path, char **out, size_t *len, int *opened);
+
+/* `indent` `key`: "s" as a YAML double-quoted scalar that reads back byte
+ * for byte (--print-config). */
+void moat_conf_put_key_string(FILE *out, const char *indent, const char *key, const char *s);
+
+/* Equality pieces of moat_conf_equal: strings (NULL equals only NULL) and
+ * CIDR lists in order. Pure. */
+int moat_conf_str_eq(const char *a, const char *b);
+int moat_conf_cidrs_eq(const struct moat_conf_cidr *a, size_t na, const struct moat_conf_cidr *b, size_t nb);
+
 #endif
 
 /* The response headers every snapshot hides, before proxy.hide_headers. */
@@ -139,5 +157,22 @@ int moat_conf_admin_parse_listen(const char *s, struct moat_conf_admin *a, char 
  * take (same address, or the same port with a wildcard address on either
  * side), or -1. Pure. */
 long moat_conf_admin_conflict(const struct moat_conf *c);
+
+/*
+ * Reads the whole file at `path` (at most MOAT_CONF_MAX_FILE bytes) into a
+ * malloc'd, NUL-terminated *out of *len bytes. Returns 0, or -errno:
+ * *opened says whether the open itself succeeded; -EFBIG past the maximum.
+ * Control thread.
+ */
+int moat_conf_read_file(const char *path, char **out, size_t *len, int *opened);
+
+/* `indent` `key`: "s" as a YAML double-quoted scalar that reads back byte
+ * for byte (--print-config). */
+void moat_conf_put_key_string(FILE *out, const char *indent, const char *key, const char *s);
+
+/* Equality pieces of moat_conf_equal: strings (NULL equals only NULL) and
+ * CIDR lists in order. Pure. */
+int moat_conf_str_eq(const char *a, const char *b);
+int moat_conf_cidrs_eq(const struct moat_conf_cidr *a, size_t na, const struct moat_conf_cidr *b, size_t nb);
 
 #endif
