@@ -23,17 +23,10 @@
 #include "core/cidr.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/loop.h"
 #include "mod/ban/ban_mod.h"
 #include "mod/ban/bantable.h"
 #include "proxy/phase.h"
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static int ban_start(const struct moat_conf *conf, void **state)
 {
@@ -54,11 +47,10 @@ static int ban_admit(void *state, const struct moat_conf *conf, const struct moa
 
 	(void)conf;
 	(void)l;
-	(void)now_ms;
 	if (moat_bans_active(state) == 0)
 		return 0;
 	moat_ban_addr_from_sockaddr(client, a);
-	if (!moat_bans_check(state, a, mono_ms()))
+	if (!moat_bans_check(state, a, now_ms))
 		return 0;
 	r->refusal = MOAT_REFUSE_BANNED;
 	r->why = "banned";
@@ -74,7 +66,7 @@ static enum moat_mod_verdict ban_request(struct moat_mod_req *q)
 	if (q->h == NULL || moat_bans_active(q->state) == 0)
 		return MOAT_MOD_NEXT;
 	moat_ban_addr_from_sockaddr(q->client, a);
-	if (!moat_bans_check(q->state, a, mono_ms()))
+	if (!moat_bans_check(q->state, a, q->now_ms))
 		return MOAT_MOD_NEXT;
 	q->reply->status = 403;
 	q->reply->refusal = MOAT_REFUSE_BANNED;
@@ -88,10 +80,9 @@ static void ban_offense(void *state, const struct moat_conf *conf, const struct 
 	const struct moat_conf_bans *b = &conf->bans;
 	struct moat_ban_policy p;
 	unsigned char a[16];
-	uint64_t until = 0, now = mono_ms();
+	uint64_t until = 0, now = now_ms;
 	char ip[INET6_ADDRSTRLEN];
 
-	(void)now_ms;
 	if (!b->enabled || offense < 0 || offense >= MOAT_OFFENSE_COUNT || !(b->on & (1u << offense)))
 		return;
 	if (b->nexempt && moat_conf_cidr_match(b->exempt, b->nexempt, client))
@@ -206,7 +197,7 @@ static int ban_admin(void *state, const char *method, const char *path, const ch
 	char ip[64], dur[32], line[160];
 
 	if (strcmp(method, "GET") == 0 && (path[0] == '\0' || path[0] == '?')) {
-		struct list_ctx l = { out, mono_ms(), (int64_t)time(NULL), 0 };
+		struct list_ctx l = { out, moat_clock_ms(), (int64_t)time(NULL), 0 };
 
 		put(out, "{\"bans\":[");
 		moat_bans_list(state, l.now_ms, list_one, &l);
@@ -238,7 +229,7 @@ static int ban_admin(void *state, const char *method, const char *path, const ch
 			put(out, "{\"error\":\"duration: expected a duration like \\\"10m\\\"\"}\n");
 			return 400;
 		}
-		if (moat_bans_add(state, a, mono_ms(), ms, MOAT_OFFENSE_COUNT) < 0) {
+		if (moat_bans_add(state, a, moat_clock_ms(), ms, MOAT_OFFENSE_COUNT) < 0) {
 			put(out, "{\"error\":\"the ban table is full\"}\n");
 			return 503;
 		}
