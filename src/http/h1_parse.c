@@ -216,6 +216,14 @@ int moat_h1_name_is(const struct moat_h1_header *h, const char *lower, size_t lo
 	return h->name_len == lower_len && eq_lower(h->name, lower, lower_len);
 }
 
+const struct moat_h1_header *moat_h1_find(const struct moat_h1_head *h, const char *lower, size_t lower_len)
+{
+	for (size_t i = 0; i < h->nheaders; i++)
+		if (moat_h1_name_is(&h->headers[i], lower, lower_len))
+			return &h->headers[i];
+	return NULL;
+}
+
 int moat_h1_list_has(const char *v, size_t len, const char *lower, size_t lower_len)
 {
 	size_t i = 0;

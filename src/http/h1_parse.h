@@ -150,6 +150,10 @@ int moat_h1_parse_response(const char *buf, size_t len, struct moat_h1_head *hea
  * name of known length; returns nonzero when equal. */
 int moat_h1_name_is(const struct moat_h1_header *h, const char *lower, size_t lower_len);
 
+/* The first field of `h` named `lower` (a lowercase name of lower_len
+ * bytes), or NULL. Pure. */
+const struct moat_h1_header *moat_h1_find(const struct moat_h1_head *h, const char *lower, size_t lower_len);
+
 /* Returns nonzero when the comma-separated list `v[0..len)` contains the
  * token `lower` (case-insensitive, ignoring OWS around elements). Meant for
  * token lists (Connection, TE): quoted strings are not understood, so a

@@ -161,14 +161,6 @@ static int put_joined(struct out *o, const struct moat_h1_head *h, const char *l
 	return any;
 }
 
-static const struct moat_h1_header *find(const struct moat_h1_head *h, const char *lower, size_t len)
-{
-	for (size_t i = 0; i < h->nheaders; i++)
-		if (moat_h1_name_is(&h->headers[i], lower, len))
-			return &h->headers[i];
-	return NULL;
-}
-
 int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
 			  const struct moat_fwd_req *f)
 {
@@ -184,7 +176,7 @@ int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
 	PUTS(&o, " ");
 	put(&o, f->target, f->target_len);
 	PUTS(&o, " HTTP/1.1\r\n");
-	if (f->host && !find(h, "host", 4)) {
+	if (f->host && !moat_h1_find(h, "host", 4)) {
 		PUTS(&o, "Host: ");
 		put(&o, f->host, f->host_len);
 		PUTS(&o, "\r\n");
@@ -279,8 +271,8 @@ int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
 	PUTS(&o, "\r\n");
 
 	{
-		const struct moat_h1_header *xp = f->peer_trusted ? find(h, "x-forwarded-proto", 17) : NULL;
-		const struct moat_h1_header *xh = f->peer_trusted ? find(h, "x-forwarded-host", 16) : NULL;
+		const struct moat_h1_header *xp = f->peer_trusted ? moat_h1_find(h, "x-forwarded-proto", 17) : NULL;
+		const struct moat_h1_header *xh = f->peer_trusted ? moat_h1_find(h, "x-forwarded-host", 16) : NULL;
 
 		PUTS(&o, "X-Forwarded-Proto: ");
 		if (xp)

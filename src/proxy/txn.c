@@ -475,14 +475,6 @@ static int trusted_cb(void *ctx, const struct sockaddr *sa)
 	return moat_cidr_trie_lookup(conf->trusted_trie, sa) == 1;
 }
 
-static int has_field(const struct moat_h1_head *h, const char *name, size_t n)
-{
-	for (size_t i = 0; i < h->nheaders; i++)
-		if (h->headers[i].name_len == n && strncasecmp(h->headers[i].name, name, n) == 0)
-			return 1;
-	return 0;
-}
-
 /* Returns 0, or -1 when a trusted proxy sent a forwarding field that names
  * no client (unreadable): taking the proxy for the client would let the
  * request pass as the proxy through allow lists and limits. */
@@ -492,7 +484,7 @@ static int find_client(struct moat_client *c, struct moat_txn *t, const struct m
 	socklen_t len;
 	int fwd = conf->client_ip == MOAT_CLIENT_IP_FORWARDED;
 
-	memcpy(&t->client, &c->peer, sizeof(t->client));
+	memcpy(&t->client, &c->peer, c->peerlen);
 	t->client_text[0] = '\0'; /* written when first needed (moat_txn_client_text) */
 	if (!conf->trusted_trie || conf->client_ip == MOAT_CLIENT_IP_NONE ||
 	    moat_cidr_trie_lookup(conf->trusted_trie, (const struct sockaddr *)&c->peer) != 1)
@@ -500,10 +492,10 @@ static int find_client(struct moat_client *c, struct moat_txn *t, const struct m
 	if (moat_xff_client(h, fwd ? MOAT_XFF_FORWARDED : MOAT_XFF_X_FORWARDED_FOR, trusted_cb, (void *)conf,
 			    &t->client, &len) == 0)
 		return 0;
-	memcpy(&t->client, &c->peer, sizeof(t->client));
+	memcpy(&t->client, &c->peer, c->peerlen);
 	/* absent: the proxy itself asks (a health check); present but
 	 * unreadable: refused */
-	return has_field(h, fwd ? "forwarded" : "x-forwarded-for", fwd ? 9 : 15) ? -1 : 0;
+	return moat_h1_find(h, fwd ? "forwarded" : "x-forwarded-for", fwd ? 9 : 15) ? -1 : 0;
 }
 
 const char *moat_txn_client_text(struct moat_txn *t)

@@ -56,14 +56,6 @@ static void rl_stop(void *state)
 	free(st);
 }
 
-static const struct moat_h1_header *find_header(const struct moat_h1_head *h, const char *name, size_t n)
-{
-	for (size_t i = 0; i < h->nheaders; i++)
-		if (h->headers[i].name_len == n && strncasecmp(h->headers[i].name, name, n) == 0)
-			return &h->headers[i];
-	return NULL;
-}
-
 /* The value of cookie `name` in the Cookie fields, or NULL. */
 static const char *find_cookie(const struct moat_h1_head *h, const char *name, size_t *len)
 {
@@ -72,7 +64,7 @@ static const char *find_cookie(const struct moat_h1_head *h, const char *name, s
 	for (size_t i = 0; i < h->nheaders; i++) {
 		const char *v = h->headers[i].value, *end = v + h->headers[i].value_len;
 
-		if (h->headers[i].name_len != 6 || strncasecmp(h->headers[i].name, "cookie", 6) != 0)
+		if (!moat_h1_name_is(&h->headers[i], "cookie", 6))
 			continue;
 		while (v < end) {
 			const char *semi = memchr(v, ';', (size_t)(end - v)), *eq;
@@ -120,7 +112,7 @@ static size_t build_key(const struct moat_conf_ratelimit *rl, const struct moat_
 			v = tmp;
 			break;
 		case MOAT_RL_HEADER: {
-			const struct moat_h1_header *f = find_header(q->h, p->name, strlen(p->name));
+			const struct moat_h1_header *f = moat_h1_find(q->h, p->name, strlen(p->name));
 
 			if (!f || f->value_len == 0)
 				return 0;
