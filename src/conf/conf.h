@@ -191,6 +191,46 @@ enum moat_ban_offense {
 	MOAT_OFFENSE_COUNT,
 };
 
+/* A route's cache ("cache:" in a route; `cache: true` takes every
+ * default). Needs the top-level store (struct moat_conf_cache). */
+#define MOAT_CONF_CACHE_KEY_HOST  1u  /* the Host (lowercased) is part of the key */
+#define MOAT_CONF_CACHE_KEY_PATH  2u  /* the path */
+#define MOAT_CONF_CACHE_KEY_QUERY 4u  /* the query (all of it, or key_query's parameters only) */
+struct moat_conf_route_cache {
+	int on;
+	struct moat_conf_pos pos;
+	unsigned key;               /* MOAT_CONF_CACHE_KEY_* bits; default all three */
+	char **key_query;           /* "key: {query: [a, b]}": only these parameters, sorted; NULL: whole query */
+	size_t nkey_query;
+	char **key_headers;         /* request fields whose values join the key (lowercase names) */
+	size_t nkey_headers;
+	int allow_set_cookie;       /* store responses with Set-Cookie (the field is not stored); default 0 */
+	int client_no_cache;        /* honour a request's no-cache / max-age / min-fresh; default 1 */
+	uint64_t default_ttl_ms;    /* lifetime of a heuristically cacheable response without
+				     * Last-Modified; default 0 (not stored) */
+	uint64_t heuristic_max_ms;  /* cap of a heuristic lifetime; default 1d */
+	unsigned heuristic_percent; /* of Date - Last-Modified; default 10 */
+	uint64_t stale_grace_ms;    /* serve stale this long past expiry when the backend fails,
+				     * even without stale-if-error (not with must-revalidate); default 0 */
+	int coalesce;               /* concurrent misses share one backend request; default 1 */
+	uint64_t coalesce_wait_ms;  /* the most a request waits for another's fetch; default 10s */
+};
+
+/* A route's on-the-fly compression ("compress:" in a route; `compress:
+ * true` takes every default). */
+#define MOAT_CONF_CODING_GZIP 2u    /* same bits as MOAT_AE_BIT(MOAT_AE_GZIP) in http/accept_encoding.h */
+#define MOAT_CONF_CODING_BR   4u
+#define MOAT_CONF_CODING_ZSTD 8u
+struct moat_conf_route_compress {
+	int on;
+	struct moat_conf_pos pos;
+	char **types;               /* media types, lowercase ("text/html", "text/" + "*" for a whole type); NULL: the built-in list */
+	size_t ntypes;
+	uint64_t min_size;          /* bytes; default 256 */
+	unsigned codings;           /* MOAT_CONF_CODING_* offered; default all three */
+	int gzip_level, br_level, zstd_level; /* 0: the codec's default (5, 4, 3) */
+};
+
 struct moat_conf_route {
 	struct moat_conf_pos pos;
 	char *host;                 /* NULL: any host. Lowercase. "*.example.com" stored as ".example.com" with host_wildcard set */
@@ -209,6 +249,8 @@ struct moat_conf_route {
 	struct moat_conf_pos rate_limit_pos;
 	struct moat_conf_waf waf;
 	int normalize_path;         /* forward the normalised path (the one routed on) instead of the raw one */
+	struct moat_conf_route_cache cache;
+	struct moat_conf_route_compress compress;
 };
 
 struct moat_conf_listener {
@@ -304,6 +346,19 @@ struct moat_conf {
 	size_t nrate_limits;
 	struct moat_conf_bans bans;
 	unsigned refusal_log_rate;    /* log.refusal_rate: refusal lines per second per worker; 0 = all */
+
+	/* "cache:" -- the response store shared by every route with a cache
+	 * (on when the block is present, or with --cache). */
+	struct moat_conf_cache {
+		int on;
+		struct moat_conf_pos pos;
+		uint64_t memory;          /* bytes of objects held in memory; default 256 MiB */
+		char *disk;               /* directory of the disk store, NULL: memory only */
+		uint64_t disk_size;       /* bytes on disk; default 1 GiB */
+		uint64_t max_object;      /* larger responses are streamed, not stored; default 16 MiB */
+		struct moat_conf_cidr *purge_from; /* peers allowed the PURGE method; default loopback */
+		size_t npurge_from;
+	} cache;
 
 	/* "admin:" -- the admin listener (JSON API, /metrics, dashboard). */
 	struct moat_conf_admin {
