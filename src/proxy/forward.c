@@ -161,6 +161,13 @@ static int put_joined(struct out *o, const struct moat_h1_head *h, const char *l
 	return any;
 }
 
+/* The fields a cache drops when it fetches a whole response for itself. */
+static int is_cond(const struct moat_h1_header *x)
+{
+	return moat_h1_name_is(x, "range", 5) || moat_h1_name_is(x, "if-range", 8) ||
+	       moat_h1_name_is(x, "if-none-match", 13) || moat_h1_name_is(x, "if-modified-since", 17);
+}
+
 int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
 			  const struct moat_fwd_req *f)
 {
@@ -243,6 +250,8 @@ int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
 		}
 		if (nt && listed(h, x))
 			continue;
+		if (f->strip_cond && is_cond(x))
+			continue;
 		/* Some backends read "Content_Length" as "Content-Length":
 		 * names with '_' are dropped, as nginx does by default. */
 		if (memchr(x->name, '_', x->name_len))
@@ -262,6 +271,9 @@ int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
 		PUTS(&o, "Connection: upgrade\r\n");
 		put_field(&o, up);
 	}
+
+	if (f->extra)
+		put(&o, f->extra, f->extra_len);
 
 	/* X-Forwarded-For: extended only when the peer is trusted. */
 	PUTS(&o, "X-Forwarded-For: ");
@@ -358,11 +370,13 @@ int moat_fwd_response_head(struct moat_buf *b, const struct moat_h1_head *h,
 			/* For bodiless answers (HEAD, 304) the backend's value
 			 * describes the representation: pass it on, except
 			 * where it is forbidden (1xx, 204). */
-			if (f->framing == MOAT_FWD_RESP_NONE && h->status >= 200 && h->status != 204)
+			if (f->framing == MOAT_FWD_RESP_NONE && h->status >= 200 && h->status != 204 &&
+			    !name_in(x, f->hide3, f->nhide3))
 				put_field(&o, x);
 			continue;
 		}
-		if (name_in(x, f->hide, f->nhide) || name_in(x, f->hide2, f->nhide2))
+		if (name_in(x, f->hide, f->nhide) || name_in(x, f->hide2, f->nhide2) ||
+		    name_in(x, f->hide3, f->nhide3))
 			continue;
 		if (nt && listed(h, x))
 			continue;
@@ -385,6 +399,8 @@ int moat_fwd_response_head(struct moat_buf *b, const struct moat_h1_head *h,
 	}
 	if (f->extra)
 		put(&o, f->extra, f->extra_len);
+	if (f->extra2)
+		put(&o, f->extra2, f->extra2_len);
 	if (f->framing != MOAT_FWD_RESP_TUNNEL) {
 		if (!f->keepalive)
 			PUTS(&o, "Connection: close\r\n");

@@ -31,6 +31,10 @@ struct moat_fwd_req {
 	int upgrade;               /* forward Upgrade + Connection: upgrade */
 	enum moat_h1_framing framing; /* body framing towards the backend */
 	uint64_t content_length;
+	int strip_cond;            /* drop If-None-Match, If-Modified-Since, If-Range and Range
+				    * (the cache fetches the whole response) */
+	const char *extra;         /* complete field lines (each ending CRLF) to add, or NULL */
+	size_t extra_len;
 };
 
 /* Writes the request head into `out`. Returns 0 or -ENOBUFS. */
@@ -57,6 +61,10 @@ struct moat_fwd_resp {
 	size_t nhide2;
 	const char *extra;         /* complete field lines (each ending CRLF) to add, or NULL */
 	size_t extra_len;
+	const char *const *hide3;  /* the modules' names to remove (Content-Length too) */
+	size_t nhide3;
+	const char *extra2;        /* the modules' field lines to add, or NULL */
+	size_t extra2_len;
 };
 
 /* Writes the response head into `out`. Returns 0 or -ENOBUFS. */

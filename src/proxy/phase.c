@@ -196,6 +196,8 @@ static void fill_req(struct moat_mod_req *q, struct moat_client *c, size_t i, st
 	q->slot = &t->mod_slot[i];
 	q->now_ms = c->w->loop.now_ms;
 	q->reply = r;
+	q->serve = &t->serve;
+	q->fwd = &t->fwd;
 	q->h = NULL;
 	q->local = NULL;
 	q->body = NULL;
@@ -220,6 +222,15 @@ static int act(struct moat_client *c, enum moat_mod_verdict v, struct moat_mod_r
 		if (r->delay_ms && c->w->loop.now_ms + r->delay_ms > t->hold_until)
 			t->hold_until = c->w->loop.now_ms + r->delay_ms;
 		return 1;
+	case MOAT_MOD_SERVE:
+		t->served = 1;
+		return 2;
+	case MOAT_MOD_WAIT:
+		/* asked again (no head) once the wait is over */
+		t->hold_until = c->w->loop.now_ms + (r->delay_ms ? r->delay_ms : 1);
+		t->next_mod = (unsigned)i;
+		t->phase = MOAT_TXN_HOLD;
+		return 0;
 	case MOAT_MOD_BODY: {
 		/* room for what the module wants besides a head */
 		size_t need = r->body_want + t->wc->ref->conf->limits.header_size_max + 16384;
@@ -253,7 +264,7 @@ int moat_phase_request(struct moat_client *c, const struct moat_h1_head *h)
 		fill_req(&q, c, i, &r);
 		q.h = h;
 		rc = act(c, mods[i]->request(&q), &r, i);
-		if (rc <= 0)
+		if (rc != 1)
 			return rc;
 	}
 	if (t->hold_until > c->w->loop.now_ms) {
@@ -278,11 +289,97 @@ int moat_phase_body(struct moat_client *c, const char *body, size_t len, int com
 		q.body_len = len;
 		q.body_complete = complete;
 		rc = act(c, mods[i]->body(&q), &r, i);
-		if (rc <= 0)
+		if (rc != 1)
 			return rc;
 	}
 	/* the head is gone: the remaining hooks see no head */
 	return moat_phase_request(c, NULL);
+}
+
+enum moat_mod_rverdict moat_phase_resp_head(struct moat_client *c, struct moat_mod_resp *r)
+{
+	struct moat_txn *t = c->txn;
+	struct moat_mod_req q;
+	struct moat_mod_reply rep;
+
+	t->resp_watch = 0;
+	t->resp_xform = -1;
+	for (size_t i = 0; i < nmods; i++) {
+		enum moat_mod_rverdict v;
+
+		if (!mods[i]->resp_head)
+			continue;
+		fill_req(&q, c, i, &rep);
+		v = mods[i]->resp_head(&q, r);
+		if (v == MOAT_MOD_R_SERVE) {
+			t->served = 1;
+			return v;
+		}
+		if (v == MOAT_MOD_R_WATCH)
+			t->resp_watch |= (uint8_t)(1u << i);
+		else if (v == MOAT_MOD_R_TRANSFORM && t->resp_xform < 0)
+			t->resp_xform = (int8_t)i;
+	}
+	return t->resp_xform >= 0 ? MOAT_MOD_R_TRANSFORM : t->resp_watch ? MOAT_MOD_R_WATCH : MOAT_MOD_R_PASS;
+}
+
+void moat_phase_resp_sent(struct moat_client *c, const char *head, size_t len)
+{
+	struct moat_txn *t = c->txn;
+	struct moat_mod_req q;
+	struct moat_mod_reply rep;
+
+	for (size_t i = 0; i < nmods; i++)
+		if ((t->resp_watch & (1u << i)) && mods[i]->resp_sent) {
+			fill_req(&q, c, i, &rep);
+			mods[i]->resp_sent(&q, head, len);
+		}
+}
+
+int moat_phase_resp_watch(struct moat_client *c, const char *data, size_t len, int end)
+{
+	struct moat_txn *t = c->txn;
+	struct moat_mod_req q;
+	struct moat_mod_reply rep;
+
+	for (size_t i = 0; i < nmods; i++)
+		if ((t->resp_watch & (1u << i)) && mods[i]->resp_body) {
+			fill_req(&q, c, i, &rep);
+			if (mods[i]->resp_body(&q, data, len, end, NULL) < 0)
+				t->resp_watch &= (uint8_t)~(1u << i);
+		}
+	return 0;
+}
+
+int moat_phase_resp_xform(struct moat_client *c, const char *data, size_t len, int end, struct moat_mod_sink *k)
+{
+	struct moat_txn *t = c->txn;
+	struct moat_mod_req q;
+	struct moat_mod_reply rep;
+	size_t i = (size_t)t->resp_xform;
+
+	fill_req(&q, c, i, &rep);
+	return mods[i]->resp_body(&q, data, len, end, k);
+}
+
+int moat_phase_resp_fail(struct moat_client *c, int status)
+{
+	struct moat_txn *t = c->txn;
+	struct moat_mod_req q;
+	struct moat_mod_reply rep;
+
+	if (!t->route)
+		return 0;
+	for (size_t i = 0; i < nmods; i++) {
+		if (!mods[i]->resp_fail)
+			continue;
+		fill_req(&q, c, i, &rep);
+		if (mods[i]->resp_fail(&q, status) == MOAT_MOD_SERVE) {
+			t->served = 1;
+			return 1;
+		}
+	}
+	return 0;
 }
 
 void moat_phase_txn_end(struct moat_txn *t)

@@ -130,6 +130,7 @@ enum moat_txn_phase {
 	MOAT_TXN_EXCHANGE,          /* request and response flowing */
 	MOAT_TXN_TUNNEL,            /* after 101: bytes both ways */
 	MOAT_TXN_FINISHING,         /* response complete, flushing to the client */
+	MOAT_TXN_LOCAL,             /* sending a module's own response (t->serve) */
 };
 
 /* One request and its response. Taken from the worker's free list when a
@@ -157,6 +158,14 @@ struct moat_txn {
 	unsigned inspect_mod;       /* INSPECT: which module */
 	unsigned next_mod;          /* request hooks run so far (resumed after HOLD / INSPECT) */
 	void *mod_slot[MOAT_MOD_MAX]; /* each module's per-txn state */
+	struct moat_mod_serve serve;  /* LOCAL: a module's own response (phase.h) */
+	uint64_t serve_off;         /* LOCAL: body bytes sent */
+	struct moat_mod_fwd fwd;    /* the modules' fields for the backend's request */
+	uint8_t resp_watch;         /* bit i: module i watches the response body */
+	int8_t resp_xform;          /* the module transforming the body, or -1 */
+	unsigned served : 1,        /* t->serve holds a response (released at the end) */
+		sink : 1,           /* a background fetch: the response goes to the modules only */
+		filtered : 1;       /* the body goes through the modules (resp_watch / resp_xform) */
 	struct sockaddr_storage client; /* the client's address (trusted proxies applied) */
 	char client_text[64];
 	unsigned idempotent : 1, stale_retry : 1, retry_counted : 1, pending_counted : 1,
@@ -309,13 +318,22 @@ void moat_phase_gen_free(struct moat_confref *r);
 int moat_phase_admit(struct moat_client *c, const struct moat_conf_listener *l);
 void moat_phase_gone(struct moat_client *c);
 /* Runs the request hooks from t->next_mod on: 1 go on (all passed), 0 the
- * txn waits (HOLD / INSPECT), -1 refused (moat's answer queued). */
+ * txn waits (HOLD / INSPECT), -1 refused (moat's answer queued), 2 a
+ * module answers itself (t->serve). */
 int moat_phase_request(struct moat_client *c, const struct moat_h1_head *h);
 /* INSPECT: the body is there (or all of it): runs the module's body hook,
  * then the remaining request hooks; same returns. */
 int moat_phase_body(struct moat_client *c, const char *body, size_t len, int complete);
 void moat_phase_offense(struct moat_client *c, const struct sockaddr *client, int offense);
 void moat_phase_txn_end(struct moat_txn *t);
+/* The response hooks (phase.h). resp_head: R_SERVE (t->serve filled),
+ * R_TRANSFORM (t->resp_xform), R_WATCH (t->resp_watch) or R_PASS. */
+enum moat_mod_rverdict moat_phase_resp_head(struct moat_client *c, struct moat_mod_resp *r);
+void moat_phase_resp_sent(struct moat_client *c, const char *head, size_t len);
+int moat_phase_resp_watch(struct moat_client *c, const char *data, size_t len, int end);
+int moat_phase_resp_xform(struct moat_client *c, const char *data, size_t len, int end, struct moat_mod_sink *k);
+/* 1 when a module answers instead of the error `status` (t->serve filled). */
+int moat_phase_resp_fail(struct moat_client *c, int status);
 /* Admin API under /api/<module name>: -1 when no module has that name. */
 int moat_phase_admin(struct moat_runtime *rt, const char *method, const char *path, const char *body,
 		     size_t body_len, struct moat_buf *out);

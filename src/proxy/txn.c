@@ -48,6 +48,9 @@ static const struct moat_conf *txn_conf(const struct moat_txn *t)
 }
 
 static void txn_try(struct moat_client *c);
+static void serve_start(struct moat_client *c);
+static int run_local(struct moat_client *c, struct moat_txn *t);
+static void upstream_error(struct moat_client *c, int status);
 static int find_client(struct moat_client *c, struct moat_txn *t, const struct moat_h1_head *h,
 		       const struct moat_conf *conf);
 
@@ -71,6 +74,12 @@ void moat_txn_answer_ex(struct moat_client *c, int status, const char *extra, si
 		t->b->c = NULL;
 		moat_bconn_close(t->b);
 		t->b = NULL;
+	}
+	if (t->sink) {
+		/* a background fetch failed: the client has its answer */
+		t->resp_done = 1;
+		t->phase = MOAT_TXN_FINISHING;
+		return;
 	}
 	if (t->resp_started) {
 		moat_client_close(c);
@@ -294,6 +303,7 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 	c->head_deadline_set = 0;
 	t->wc = w->conf;
 	t->wc->users++;
+	t->resp_xform = -1;
 	t->start_ms = w->loop.now_ms;
 	t->minor = h->minor_version;
 	t->is_head = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
@@ -393,6 +403,12 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 		moat_buf_consume(&c->in, headlen);
 		return;
 	}
+	if (hooks == 2 && !t->serve.refresh) {
+		/* a module answers (cache hit): no backend request to build */
+		moat_buf_consume(&c->in, headlen);
+		serve_start(c);
+		return;
+	}
 
 	moat_sock_ntop((const struct sockaddr *)&c->peer, ip, sizeof(ip));
 	memset(&f, 0, sizeof(f));
@@ -423,6 +439,11 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 	f.upgrade = t->upgrade;
 	f.framing = h->framing;
 	f.content_length = h->content_length;
+	f.strip_cond = t->fwd.strip_cond;
+	if (t->fwd.extra_len) {
+		f.extra = t->fwd.extra;
+		f.extra_len = t->fwd.extra_len;
+	}
 	if (t->route->normalize_path && path_len && path[0] == '/') {
 		/* the route forwards the path it was routed on, with the query */
 		const char *qm = memchr(path, '?', path_len);
@@ -462,6 +483,10 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 	}
 	if (hooks == 0) /* held or reading the body for a module: moat_txn_run goes on */
 		return;
+	if (hooks == 2) {
+		serve_start(c);
+		return;
+	}
 	txn_try(c);
 }
 
@@ -509,7 +534,9 @@ const char *moat_txn_client_text(struct moat_txn *t)
  * backend. */
 static void resume_hooks(struct moat_client *c, int rc)
 {
-	if (rc > 0)
+	if (rc == 2)
+		serve_start(c);
+	else if (rc > 0)
 		txn_try(c);
 }
 
@@ -639,7 +666,7 @@ static void try_failed(struct moat_client *c, int status, int connect_fail)
 		txn_try(c);
 		return;
 	}
-	moat_txn_error(c, status);
+	upstream_error(c, status);
 }
 
 /* Waiting for a slot (max_connections): the worker's pending timer calls
@@ -653,7 +680,7 @@ static void park(struct moat_client *c)
 		if (!t->up->max_pending ||
 		    atomic_load_explicit(u->group_pending, memory_order_relaxed) >= t->up->max_pending) {
 			t->overload = 1;
-			moat_txn_error(c, 503);
+			upstream_error(c, 503);
 			return;
 		}
 		atomic_fetch_add_explicit(u->group_pending, 1, memory_order_relaxed);
@@ -683,7 +710,7 @@ static void txn_try(struct moat_client *c)
 		if (idx < 0) {
 			/* Nothing to try: 503 when nothing was available at
 			 * all, else what the last failure calls for. */
-			moat_txn_error(c, t->tries == 0 ? 503 : t->fail_status ? t->fail_status : 502);
+			upstream_error(c, t->tries == 0 ? 503 : t->fail_status ? t->fail_status : 502);
 			return;
 		}
 		t->tries++;
@@ -696,7 +723,7 @@ static void txn_try(struct moat_client *c)
 		moat_balance_release(t);
 		t->fail_status = 502;
 		if (!moat_balance_may_retry(w, t, 1)) {
-			moat_txn_error(c, 502);
+			upstream_error(c, 502);
 			return;
 		}
 	}
@@ -711,7 +738,7 @@ static void txn_try(struct moat_client *c)
 	t->b = b;
 	t->try_start_us = now_us();
 	if (moat_buf_append(&b->out, moat_buf_head(&t->reqhead), moat_buf_len(&t->reqhead)) < 0) {
-		moat_txn_error(c, 502);
+		upstream_error(c, 502);
 		return;
 	}
 	if (b->state == MOAT_B_CONNECTING) {
@@ -732,7 +759,7 @@ int moat_txn_pending_retry(struct moat_client *c)
 	if (c->w->loop.now_ms >= t->pending_until) {
 		moat_pending_del(c->w, c);
 		t->overload = 1;
-		moat_txn_error(c, 503);
+		upstream_error(c, 503);
 		moat_client_run(c);
 		return 1;
 	}
@@ -796,7 +823,7 @@ static void backend_failed(struct moat_client *c, int status)
 			txn_try(c);
 			return;
 		}
-		moat_txn_error(c, status);
+		upstream_error(c, status);
 		return;
 	}
 	if (t->resp_started || t->got_byte) {
@@ -806,7 +833,7 @@ static void backend_failed(struct moat_client *c, int status)
 			t->b = NULL;
 		}
 		moat_balance_outcome(c->w, t, 0, 0);
-		moat_txn_error(c, status);
+		upstream_error(c, status);
 		return;
 	}
 	try_failed(c, status, 0);
@@ -1021,6 +1048,270 @@ static void release_backend(struct moat_client *c, struct moat_txn *t)
 	moat_bconn_release(b, reusable, t->up);
 }
 
+/* ---- responses through the modules (phase.h): watchers see the bytes as
+ * the client gets them; a transformer rewrites them ---- */
+
+/* Bytes for the client: to the watchers, then framed into the client's
+ * queue (nowhere for a background fetch). */
+static int emit(struct moat_client *c, struct moat_txn *t, const char *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (t->resp_watch)
+		moat_phase_resp_watch(c, p, n, 0);
+	if (t->sink)
+		return 0;
+	t->bytes_out += n;
+	if (t->out_chunked) {
+		char hdr[24];
+		int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
+
+		if (moat_buf_append(&c->out, hdr, (size_t)hl) < 0 || moat_buf_append(&c->out, p, n) < 0 ||
+		    moat_buf_append(&c->out, "\r\n", 2) < 0)
+			return -1;
+		return 0;
+	}
+	return moat_buf_append(&c->out, p, n) < 0 ? -1 : 0;
+}
+
+struct xsink {
+	struct moat_mod_sink k;
+	struct moat_client *c;
+};
+
+static int xsink_put(struct moat_mod_sink *k, const void *p, size_t n)
+{
+	struct xsink *x = (struct xsink *)k;
+
+	return emit(x->c, x->c->txn, p, n);
+}
+
+/* Body bytes from the backend (de-framed); end: the last call. */
+static int filter_data(struct moat_client *c, struct moat_txn *t, const char *data, size_t n, int end)
+{
+	int r = 0;
+
+	if (t->resp_xform >= 0) {
+		struct xsink x = { { xsink_put }, c };
+
+		r = moat_phase_resp_xform(c, data, n, end, &x.k);
+	} else if (n) {
+		r = emit(c, t, data, n);
+	}
+	if (r < 0)
+		return -1;
+	if (end) {
+		if (t->resp_watch)
+			moat_phase_resp_watch(c, NULL, 0, 1);
+		if (!t->sink && t->out_chunked && moat_buf_append(&c->out, "0\r\n\r\n", 5) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* A response that failed mid-way: a background fetch ends quietly, a
+ * client's connection is closed (it must see the truncation). */
+static int filtered_fail(struct moat_client *c, struct moat_txn *t)
+{
+	if (t->sink) {
+		moat_txn_error(c, 502);
+		return 1;
+	}
+	moat_client_close(c);
+	return -1;
+}
+
+#define FILTER_SLICE (16u * 1024u)   /* backend bytes given to the modules at once */
+
+/* pump_response for a filtered body. */
+static int pump_filtered(struct moat_client *c, struct moat_txn *t, struct moat_bconn *b)
+{
+	int progress = 0;
+
+	while (!t->resp_done && (t->sink || moat_buf_len(&c->out) < OUT_LOW)) {
+		size_t len = moat_buf_len(&b->in);
+		ssize_t r;
+
+		if (len == 0) {
+			if (b->io.eof) {
+				if (t->resp_framing == MOAT_H1_BODY_CLOSE) {
+					if (filter_data(c, t, NULL, 0, 1) < 0)
+						return filtered_fail(c, t);
+					t->resp_done = 1;
+					return 1;
+				}
+				MOAT_WARN("w%u c%llu: backend of upstream %s closed mid-response", c->w->id,
+					  (unsigned long long)c->id, t->up->name);
+				return filtered_fail(c, t);
+			}
+			r = moat_io_read(b->ev.fd, &b->io, &b->in);
+			if (r < 0)
+				return filtered_fail(c, t);
+			if (r == 0 && !b->io.eof)
+				break;
+			progress = 1;
+			continue;
+		}
+		if (t->resp_framing != MOAT_H1_BODY_CHUNKED) {
+			size_t n = len < FILTER_SLICE ? len : FILTER_SLICE;
+
+			if (t->resp_framing == MOAT_H1_BODY_LENGTH && n > t->resp_remaining)
+				n = (size_t)t->resp_remaining;
+			if (filter_data(c, t, moat_buf_head(&b->in), n, 0) < 0)
+				return filtered_fail(c, t);
+			moat_buf_consume(&b->in, n);
+			if (t->resp_framing == MOAT_H1_BODY_LENGTH) {
+				t->resp_remaining -= n;
+				if (t->resp_remaining == 0) {
+					if (filter_data(c, t, NULL, 0, 1) < 0)
+						return filtered_fail(c, t);
+					t->resp_done = 1;
+				}
+			}
+			progress = 1;
+		} else {
+			size_t consumed, off, dlen;
+			const char *in = moat_buf_head(&b->in);
+			int ev = moat_chunked_decode(&t->resp_chunk, in, len < FILTER_SLICE ? len : FILTER_SLICE,
+						     &consumed, &off, &dlen);
+
+			if (ev < 0) {
+				MOAT_WARN("w%u c%llu: invalid chunked body from backend of upstream %s",
+					  c->w->id, (unsigned long long)c->id, t->up->name);
+				return filtered_fail(c, t);
+			}
+			if (ev == MOAT_CHUNKED_DATA) {
+				if (filter_data(c, t, in + off, dlen, 0) < 0)
+					return filtered_fail(c, t);
+			} else if (ev == MOAT_CHUNKED_DONE) {
+				/* trailers are not passed on a filtered body */
+				if (filter_data(c, t, NULL, 0, 1) < 0)
+					return filtered_fail(c, t);
+				t->resp_done = 1;
+			} else if (ev != MOAT_CHUNKED_TRAILER && consumed == 0) {
+				if (len >= FILTER_SLICE)
+					goto more; /* a long chunk-size line: give the decoder all there is */
+				if (b->io.eof || moat_buf_reserve(&b->in, 1) == 0)
+					return filtered_fail(c, t);
+				r = moat_io_read(b->ev.fd, &b->io, &b->in);
+				if (r < 0)
+					return filtered_fail(c, t);
+				if (r == 0 && !b->io.eof)
+					break;
+				progress = 1;
+				continue;
+			}
+			moat_buf_consume(&b->in, consumed);
+			progress = 1;
+			continue;
+		more:
+			ev = moat_chunked_decode(&t->resp_chunk, in, len, &consumed, &off, &dlen);
+			if (ev < 0 || (ev == MOAT_CHUNKED_NEED && consumed == 0))
+				return filtered_fail(c, t);
+			if (ev == MOAT_CHUNKED_DATA && filter_data(c, t, in + off, dlen, 0) < 0)
+				return filtered_fail(c, t);
+			if (ev == MOAT_CHUNKED_DONE) {
+				if (filter_data(c, t, NULL, 0, 1) < 0)
+					return filtered_fail(c, t);
+				t->resp_done = 1;
+			}
+			moat_buf_consume(&b->in, consumed);
+			progress = 1;
+		}
+	}
+	return progress;
+}
+
+/* ---- a module's own response (cache hit, 304 from cache, stale) ---- */
+
+/* Ends the head the module wrote (framing, connection, empty line) and
+ * goes to LOCAL. The backend, if any, is already released. */
+static void serve_start(struct moat_client *c)
+{
+	struct moat_txn *t = c->txn;
+	const struct moat_mod_serve *s = &t->serve;
+	char line[48];
+	int n;
+
+	moat_balance_release(t);
+	if (!t->req_done)
+		t->keepalive = 0;
+	if (s->content_length >= 0) {
+		n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n", (long long)s->content_length);
+		moat_buf_append(&c->out, line, (size_t)n);
+	}
+	if (!t->keepalive)
+		moat_buf_append(&c->out, "Connection: close\r\n", 19);
+	else if (t->minor == 0)
+		moat_buf_append(&c->out, "Connection: keep-alive\r\n", 24);
+	if (moat_buf_append(&c->out, "\r\n", 2) < 0) {
+		moat_client_close(c);
+		return;
+	}
+	t->status = s->status;
+	t->resp_started = 1;
+	t->resp_done = 0;
+	t->serve_off = 0;
+	t->phase = MOAT_TXN_LOCAL;
+}
+
+/* LOCAL: the body straight from the module's memory; then, when asked,
+ * the background fetch. 1 progress, 0 waiting, -1 closed. */
+static int run_local(struct moat_client *c, struct moat_txn *t)
+{
+	const struct moat_mod_serve *s = &t->serve;
+	uint64_t want = t->is_head ? 0 : s->body_len;
+	int progress = 0;
+
+	while (t->serve_off < want) {
+		uint64_t left = want - t->serve_off;
+		struct iovec v = { (char *)s->body + t->serve_off, left < (1u << 20) ? (size_t)left : (1u << 20) };
+		ssize_t r = moat_io_sendv(c->ev.fd, &c->io, &c->out, &v, 1, 0);
+
+		if (r < 0) {
+			moat_client_close(c);
+			return -1;
+		}
+		if (r == 0)
+			return progress;
+		t->serve_off += (uint64_t)r;
+		t->bytes_out += (uint64_t)r;
+		progress = 1;
+		if ((size_t)r < v.iov_len)
+			return progress;
+	}
+	if (s->refresh && !t->sink) {
+		/* stale-while-revalidate: the client has its answer; fetch
+		 * for the cache (the queue flushes as the fetch runs) */
+		t->sink = 1;
+		t->got_byte = 0;
+		t->phase = MOAT_TXN_NONE;
+		txn_try(c);
+		return 1;
+	}
+	t->resp_done = 1;
+	t->phase = MOAT_TXN_FINISHING;
+	return 1;
+}
+
+/* The backend gave no usable answer: a module's stand-in (stale-if-error)
+ * or moat's error page. */
+static void upstream_error(struct moat_client *c, int status)
+{
+	struct moat_txn *t = c->txn;
+
+	if (!t->sink && !t->resp_started && moat_phase_resp_fail(c, status)) {
+		if (t->b) {
+			t->b->c = NULL;
+			moat_bconn_close(t->b);
+			t->b = NULL;
+		}
+		serve_start(c);
+		return;
+	}
+	moat_txn_error(c, status);
+}
+
 static int parse_response_head(struct moat_client *c, struct moat_txn *t, struct moat_bconn *b)
 {
 	char sticky[256];
@@ -1033,6 +1324,8 @@ static int parse_response_head(struct moat_client *c, struct moat_txn *t, struct
 	};
 	struct moat_h1_head h;
 	struct moat_fwd_resp f;
+	struct moat_mod_resp mr;
+	enum moat_mod_rverdict rv;
 	int rc;
 
 	if (moat_buf_len(&b->in) == 0) {
@@ -1067,7 +1360,7 @@ static int parse_response_head(struct moat_client *c, struct moat_txn *t, struct
 	if (h.status < 200 && h.status != 101) {
 		/* Interim: forward to HTTP/1.1 clients, except 100 (moat
 		 * answered Expect itself). */
-		if (h.status != 100 && t->minor == 1) {
+		if (h.status != 100 && t->minor == 1 && !t->sink) {
 			memset(&f, 0, sizeof(f));
 			f.framing = MOAT_FWD_RESP_NONE;
 			f.keepalive = 1;
@@ -1090,7 +1383,8 @@ static int parse_response_head(struct moat_client *c, struct moat_txn *t, struct
 	f.nhide = conf->nhide_headers;
 	f.hide2 = (const char *const *)t->route->strip_headers;
 	f.nhide2 = t->route->nstrip_headers;
-	t->status = h.status;
+	if (!t->sink)
+		t->status = h.status;
 	t->resp_framing = h.framing;
 	t->resp_remaining = h.content_length;
 	moat_chunked_init(&t->resp_chunk);
@@ -1101,7 +1395,7 @@ static int parse_response_head(struct moat_client *c, struct moat_txn *t, struct
 		moat_hist_observe(&t->wc->ref->ups[t->up_idx].stats[w->id].latency, lat);
 	}
 	moat_balance_outcome(w, t, !(h.status >= 500 && t->up->outlier.on_5xx), 0);
-	if (t->set_sticky) {
+	if (t->set_sticky && !t->sink) {
 		/* An opaque id of the server, never its address. */
 		int n = snprintf(sticky, sizeof(sticky), "Set-Cookie: %s=%llx; Path=/; HttpOnly",
 				 t->up->sticky_cookie,
@@ -1124,36 +1418,95 @@ static int parse_response_head(struct moat_client *c, struct moat_txn *t, struct
 		}
 		f.framing = MOAT_FWD_RESP_TUNNEL;
 	} else {
+		int nobody = h.framing == MOAT_H1_BODY_NONE ||
+			     (h.framing == MOAT_H1_BODY_LENGTH && h.content_length == 0);
+
 		t->backend_reusable = h.framing != MOAT_H1_BODY_CLOSE &&
 				      (h.minor_version == 1 ? !(h.flags & MOAT_H1_F_CONN_CLOSE) :
 				       !!(h.flags & MOAT_H1_F_CONN_KEEPALIVE));
-		if (!t->req_done)
+		if (!t->req_done && !t->sink)
 			t->keepalive = 0;
+		/* the modules: cache store, compression, a stored answer instead */
+		memset(&mr, 0, offsetof(struct moat_mod_resp, extra));
+		mr.extra_len = 0;
+		mr.h = &h;
+		mr.request_was_head = t->is_head;
+		mr.has_length = h.framing == MOAT_H1_BODY_LENGTH;
+		mr.body_len = mr.has_length ? h.content_length : 0;
+		rv = t->route ? moat_phase_resp_head(c, &mr) : MOAT_MOD_R_PASS;
+		if (rv == MOAT_MOD_R_SERVE || (t->sink && rv == MOAT_MOD_R_PASS)) {
+			/* the backend's body is not wanted: the connection is
+			 * kept only when there is none */
+			moat_buf_consume(&b->in, (size_t)rc);
+			if (nobody && t->req_done) {
+				t->resp_done = 1;
+				release_backend(c, t);
+			} else {
+				b->c = NULL;
+				t->b = NULL;
+				moat_balance_release(t);
+				moat_bconn_close(b);
+			}
+			if (rv == MOAT_MOD_R_SERVE && !t->sink) {
+				serve_start(c);
+			} else {
+				t->resp_done = 1;
+				t->phase = MOAT_TXN_FINISHING;
+			}
+			return -1;
+		}
+		f.hide3 = mr.hide;
+		f.nhide3 = mr.nhide;
+		f.extra2 = mr.extra_len ? mr.extra : NULL;
+		f.extra2_len = mr.extra_len;
+		t->filtered = rv != MOAT_MOD_R_PASS || t->sink;
 		switch (h.framing) {
 		case MOAT_H1_BODY_NONE:
 			f.framing = MOAT_FWD_RESP_NONE;
 			break;
 		case MOAT_H1_BODY_LENGTH:
+			if (rv == MOAT_MOD_R_TRANSFORM && !nobody)
+				goto reframe;
 			f.framing = MOAT_FWD_RESP_LENGTH;
 			f.content_length = h.content_length;
 			break;
 		case MOAT_H1_BODY_CHUNKED:
 		case MOAT_H1_BODY_CLOSE:
+		reframe:
 			if (t->minor == 1) {
 				f.framing = MOAT_FWD_RESP_CHUNKED;
 				t->out_chunked = 1;
 			} else {
 				f.framing = MOAT_FWD_RESP_CLOSE;
-				t->out_close = 1;
-				t->keepalive = 0;
+				if (!t->sink) {
+					t->out_close = 1;
+					t->keepalive = 0;
+				}
 			}
 			break;
 		}
 		f.keepalive = t->keepalive;
 	}
-	if (moat_fwd_response_head(&c->out, &h, &f) < 0) {
-		backend_failed(c, 502);
-		return -1;
+	{
+		/* a background fetch writes its head nowhere (the modules see it) */
+		struct moat_buf scratch, *hout = &c->out;
+		size_t before;
+
+		if (t->sink) {
+			moat_buf_init(&scratch, NULL, conf->limits.header_size_max * 2 + 4096);
+			hout = &scratch;
+		}
+		before = moat_buf_len(hout);
+		if (moat_fwd_response_head(hout, &h, &f) < 0) {
+			if (t->sink)
+				moat_buf_release(&scratch);
+			backend_failed(c, 502);
+			return -1;
+		}
+		if (t->resp_watch)
+			moat_phase_resp_sent(c, moat_buf_head(hout) + before, moat_buf_len(hout) - before);
+		if (t->sink)
+			moat_buf_release(&scratch);
 	}
 	moat_buf_consume(&b->in, (size_t)rc);
 	t->resp_started = 1;
@@ -1162,8 +1515,13 @@ static int parse_response_head(struct moat_client *c, struct moat_txn *t, struct
 		t->keepalive = 0;
 		return 1;
 	}
-	if (h.framing == MOAT_H1_BODY_NONE || (h.framing == MOAT_H1_BODY_LENGTH && h.content_length == 0))
+	if (h.framing == MOAT_H1_BODY_NONE || (h.framing == MOAT_H1_BODY_LENGTH && h.content_length == 0)) {
+		if (t->filtered && filter_data(c, t, NULL, 0, 1) < 0) {
+			moat_client_close(c);
+			return -1;
+		}
 		t->resp_done = 1;
+	}
 	return 1;
 }
 
@@ -1427,6 +1785,9 @@ void moat_txn_finish(struct moat_client *c)
 	if (t->status >= 400 && t->status < 500 && t->status != 499)
 		moat_phase_offense(c, t->client.ss_family ? (const struct sockaddr *)&t->client : NULL,
 				   MOAT_OFFENSE_4XX);
+	if (t->served && t->serve.release)
+		t->serve.release(t->serve.ref);
+	t->served = 0;
 	moat_phase_txn_end(t);
 	/* a module's body read raised the input's maximum for this txn only */
 	if (t->in_max_saved && moat_buf_len(&c->in) <= t->in_max_saved)
@@ -1457,6 +1818,8 @@ int moat_txn_run(struct moat_client *c)
 		return 0;
 	case MOAT_TXN_TUNNEL:
 		return run_tunnel(c, t, b);
+	case MOAT_TXN_LOCAL:
+		return run_local(c, t);
 	case MOAT_TXN_EXCHANGE: {
 		ssize_t n;
 
@@ -1497,8 +1860,8 @@ int moat_txn_run(struct moat_client *c)
 		}
 		if (t->phase == MOAT_TXN_TUNNEL)
 			return 1;
-		if (t->resp_started && !t->resp_done) {
-			r = pump_response(c, t, b);
+		if (t->resp_started && !t->resp_done && t->b) {
+			r = t->filtered ? pump_filtered(c, t, b) : pump_response(c, t, b);
 			if (r < 0)
 				return -1;
 			if (r > 0) {
