@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "conf/conf.h"
+#include "conf/conf_cache.h"
 #include "conf/conf_guard.h"
 #include "conf/conf_int.h"
 #include "core/limits.h"
@@ -119,7 +120,7 @@ struct moat_conf *moat_conf_new(const char *file)
 	c->preserve_host = 1;
 	moat_conf_guard_defaults(c);
 	c->access_log = strdup("stdout");
-	if (c->access_log == NULL || (file != NULL && (c->file = strdup(file)) == NULL))
+	if (c->access_log == NULL || moat_conf_cache_defaults(c) < 0 || (file != NULL && (c->file = strdup(file)) == NULL))
 		goto fail;
 	for (i = 0; i < MOAT_CONF_NDEFAULT_HIDE_HEADERS; i++) {
 		const char *h = moat_conf_default_hide_headers[i];
@@ -187,6 +188,7 @@ void moat_conf_free(struct moat_conf *c)
 	if (c == NULL)
 		return;
 	moat_conf_guard_free(c);
+	moat_conf_cache_free(c);
 	for (i = 0; i < c->nlisteners; i++)
 		free(c->listeners[i].addr.text);
 	free(c->listeners);
@@ -381,6 +383,7 @@ struct moat_conf *moat_conf_from_proxy_args(const char *from, const char *const 
 	c->nroutes = 1;
 	c->routes[0].upstream = 0;
 	moat_conf_guard_route_init(&c->routes[0]);
+	moat_conf_cache_route_init(&c->routes[0]);
 	if (nerr == 0)
 		return c;
 	moat_conf_free(c);
@@ -721,8 +724,10 @@ int moat_conf_print(const struct moat_conf *c, FILE *out)
 			put_list(out, r->strip_headers, r->nstrip_headers, 0);
 		}
 		moat_conf_guard_print_route(r, out);
+		moat_conf_cache_print_route(r, out);
 	}
 	moat_conf_guard_print(c, out);
+	moat_conf_cache_print(c, out);
 	print_admin(&c->admin, out);
 	if (fflush(out) != 0 || ferror(out))
 		return -EIO;
@@ -880,5 +885,5 @@ int moat_conf_equal(const struct moat_conf *a, const struct moat_conf *b)
 			return 0;
 	if (!admin_eq(&a->admin, &b->admin))
 		return 0;
-	return moat_conf_guard_equal(a, b);
+	return moat_conf_guard_equal(a, b) && moat_conf_cache_equal(a, b);
 }

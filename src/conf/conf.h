@@ -425,6 +425,18 @@ struct moat_conf *moat_conf_from_proxy_args(const char *from, const char *const 
 int moat_conf_set_admin(struct moat_conf *c, const char *listen, struct moat_conf_errors *err);
 
 /*
+ * `moat proxy ... --cache SIZE`: turns the store of `c` on with `memory`
+ * bytes of objects ("256MiB", at least 1 MiB; max_object lowered to it when
+ * larger) and every route's cache on with its defaults. Returns 0, or -1
+ * with one "--cache: ..." line in `err`. Control thread.
+ */
+int moat_conf_set_cache(struct moat_conf *c, const char *memory, struct moat_conf_errors *err);
+
+/* `moat proxy ... --compress`: every route's compression on with its
+ * defaults. Control thread. */
+void moat_conf_set_compress(struct moat_conf *c);
+
+/*
  * Writes the effective configuration `c` (every default filled in) to `out`
  * as YAML that moat_conf_load_buffer loads back into a snapshot equal to `c`
  * by moat_conf_equal (host names of servers are resolved again). Powers

@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "conf/conf.h"
+#include "conf/conf_cache.h"
 #include "conf/conf_guard.h"
 #include "conf/conf_int.h"
 #include "conf/conf_yaml.h"
@@ -480,7 +481,7 @@ static void set_strip_headers(struct moat_conf_loader *ld, yaml_node_t *val, voi
 }
 
 enum { RT_HOST, RT_PATH, RT_UPSTREAM, RT_STRIP_HEADERS, RT_ALLOW, RT_DENY, RT_ALLOW_FILE, RT_DENY_FILE, RT_BODY,
-       RT_RATE_LIMIT, RT_WAF, RT_NORMALIZE_PATH };
+       RT_RATE_LIMIT, RT_WAF, RT_NORMALIZE_PATH, RT_CACHE, RT_COMPRESS };
 
 static const struct moat_conf_key route_keys[] = {
 	[RT_HOST] = { "host", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_route_host, NULL, 0 },
@@ -496,6 +497,8 @@ static const struct moat_conf_key route_keys[] = {
 	[RT_WAF] = { "waf", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_guard_route_waf, NULL, 0 },
 	[RT_NORMALIZE_PATH] = { "normalize_path", MOAT_CONF_K_BOOL, offsetof(struct moat_conf_route, normalize_path), 0,
 				1, NULL, NULL, 0 },
+	[RT_CACHE] = { "cache", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_cache_route_cache, NULL, 0 },
+	[RT_COMPRESS] = { "compress", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_cache_route_compress, NULL, 0 },
 };
 
 static void set_routes(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
@@ -523,6 +526,7 @@ static void set_routes(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
 			break;
 		c->routes[i].pos = moat_conf_yaml_pos(it);
 		moat_conf_guard_route_init(&c->routes[i]);
+		moat_conf_cache_route_init(&c->routes[i]);
 		old = moat_conf_yaml_push_index(ld, i);
 		moat_conf_yaml_walk_entry(ld, it, route_keys, MOAT_CONF_NELEM(route_keys), &c->routes[i],
 					  RT_UPSTREAM, "\"upstream: app\"", NULL);
@@ -532,7 +536,7 @@ static void set_routes(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
 
 /* The top level. */
 enum { TOP_WORKERS, TOP_LOG, TOP_LIMITS, TOP_TIMEOUTS, TOP_PROXY, TOP_LISTENERS, TOP_UPSTREAMS, TOP_ROUTES,
-       TOP_ADMIN, TOP_USER, TOP_GROUP, TOP_PID_FILE, TOP_RATE_LIMITS, TOP_BANS };
+       TOP_ADMIN, TOP_USER, TOP_GROUP, TOP_PID_FILE, TOP_RATE_LIMITS, TOP_BANS, TOP_CACHE };
 
 static const struct moat_conf_key top_keys[] = {
 	[TOP_WORKERS] = { "workers", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_workers, NULL, 0 },
@@ -550,6 +554,7 @@ static const struct moat_conf_key top_keys[] = {
 	[TOP_PID_FILE] = { "pid_file", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_pid_file, NULL, 0 },
 	[TOP_RATE_LIMITS] = { "rate_limits", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_schema_rate_limits, NULL, 0 },
 	[TOP_BANS] = { "bans", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_schema_bans, NULL, 0 },
+	[TOP_CACHE] = { "cache", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_schema_cache, NULL, 0 },
 };
 
 static int upstream_cmp(const void *a, const void *b)
@@ -628,6 +633,7 @@ static void walk_root(struct moat_conf_loader *ld, yaml_node_t *root)
 	resolve_routes(ld);
 	moat_conf_schema_admin_check(ld);
 	moat_conf_guard_finish(ld);
+	moat_conf_cache_finish(ld);
 }
 
 struct moat_conf *moat_conf_load_buffer(const char *name, const char *data, size_t len,
