@@ -6,6 +6,10 @@
  *   moat -t [-c FILE]              validate the config and exit
  *   moat --print-config [-c FILE]  print the effective config
  *   moat proxy --from ADDR --to URL [--to URL ...] [--workers N] [--admin ADDR]
+ *              [--cache SIZE] [--compress]
+ *                                  one-line mode; --cache SIZE: a response cache
+ *                                  of SIZE in memory ("256MiB") on the route;
+ *                                  --compress: on-the-fly compression on it
  *
  * Signals: SIGHUP reloads, SIGTERM and SIGINT stop gracefully, SIGUSR1
  * reopens the log files, SIGUSR2 starts a binary upgrade (proxy/upgrade.h).
@@ -47,6 +51,9 @@ static void usage(FILE *f)
 		"       moat -t [-c FILE]              validate the config and exit\n"
 		"       moat --print-config [-c FILE]  print the effective config and exit\n"
 		"       moat proxy --from ADDR --to URL [--to URL ...] [--workers N] [--admin ADDR]\n"
+		"                  [--cache SIZE] [--compress]\n"
+		"                                      one-line mode; --cache 256MiB caches responses in\n"
+		"                                      that much memory, --compress compresses them\n"
 		"       moat --version | --help\n"
 		"signals: HUP reload, TERM/INT graceful stop, USR1 reopen logs, USR2 binary upgrade\n");
 }
@@ -270,10 +277,11 @@ static int serve(struct moat_conf *conf, const char *path)
 
 static int cmd_proxy(int argc, char **argv)
 {
-	const char *from = NULL, *admin = NULL;
+	const char *from = NULL, *admin = NULL, *cache = NULL;
 	const char *to[MAX_TO];
 	size_t nto = 0;
 	unsigned workers = 0;
+	int compress = 0;
 	struct moat_conf_errors e = { 0 };
 	struct moat_conf *c;
 
@@ -281,7 +289,7 @@ static int cmd_proxy(int argc, char **argv)
 		const char *a = argv[i];
 
 		if ((strcmp(a, "--from") == 0 || strcmp(a, "--to") == 0 || strcmp(a, "--workers") == 0 ||
-		     strcmp(a, "--admin") == 0) &&
+		     strcmp(a, "--admin") == 0 || strcmp(a, "--cache") == 0) &&
 		    i + 1 >= argc) {
 			fprintf(stderr, "moat proxy: %s needs a value\n", a);
 			return 2;
@@ -290,6 +298,10 @@ static int cmd_proxy(int argc, char **argv)
 			from = argv[++i];
 		} else if (strcmp(a, "--admin") == 0) {
 			admin = argv[++i];
+		} else if (strcmp(a, "--cache") == 0) {
+			cache = argv[++i];
+		} else if (strcmp(a, "--compress") == 0) {
+			compress = 1;
 		} else if (strcmp(a, "--to") == 0) {
 			if (nto == MAX_TO) {
 				fprintf(stderr, "moat proxy: at most %d --to\n", MAX_TO);
@@ -321,11 +333,13 @@ static int cmd_proxy(int argc, char **argv)
 		print_errors(&e);
 		return 2;
 	}
-	if (admin && moat_conf_set_admin(c, admin, &e) < 0) {
+	if ((admin && moat_conf_set_admin(c, admin, &e) < 0) || (cache && moat_conf_set_cache(c, cache, &e) < 0)) {
 		print_errors(&e);
 		moat_conf_free(c);
 		return 2;
 	}
+	if (compress)
+		moat_conf_set_compress(c);
 	moat_conf_errors_free(&e);
 	return serve(c, NULL);
 }
