@@ -195,7 +195,7 @@ static int has_validator(const struct moat_cache_resp *r)
 	return r->etag != NULL || time_ok(r->last_modified);
 }
 
-enum moat_cache_store moat_cache_storable(const struct moat_cache_cfg *cfg, const struct moat_cache_req *req,
+enum moat_cache_storable moat_cache_storable(const struct moat_cache_cfg *cfg, const struct moat_cache_req *req,
 					  const struct moat_cache_resp *resp)
 {
 	unsigned rf = resp->cc.flags;
@@ -234,7 +234,7 @@ enum moat_cache_store moat_cache_storable(const struct moat_cache_cfg *cfg, cons
 	return MOAT_CACHE_STORE_OK;
 }
 
-const char *moat_cache_store_text(enum moat_cache_store r)
+const char *moat_cache_store_text(enum moat_cache_storable r)
 {
 	switch (r) {
 	case MOAT_CACHE_STORE_OK: return "stored";

@@ -89,7 +89,7 @@ struct moat_cache_resp {
 
 /* Why a response may (not) be stored; each has a short token for the
  * Cache-Status detail (moat_cache_store_text). */
-enum moat_cache_store {
+enum moat_cache_storable {
 	MOAT_CACHE_STORE_OK = 0,         /* "stored" */
 	MOAT_CACHE_STORE_METHOD,         /* "method": request not GET / HEAD */
 	MOAT_CACHE_STORE_STATUS,         /* "status": 1xx, 304, or not 200..599 */
@@ -123,11 +123,11 @@ enum moat_cache_store {
  * NO_VALIDATOR). Qualified private / no-cache are read as unqualified (the
  * RFC notes this is the common practice; it is the safe one).
  */
-enum moat_cache_store moat_cache_storable(const struct moat_cache_cfg *cfg, const struct moat_cache_req *req,
+enum moat_cache_storable moat_cache_storable(const struct moat_cache_cfg *cfg, const struct moat_cache_req *req,
 					  const struct moat_cache_resp *resp);
 
 /* The token for r ("stored", "no-store", ...); never NULL. */
-const char *moat_cache_store_text(enum moat_cache_store r);
+const char *moat_cache_store_text(enum moat_cache_storable r);
 
 /*
  * RFC 9111 §4.2.1 for a shared cache, first match: s-maxage; max-age;

@@ -69,7 +69,7 @@ static int setup(void **state)
 
 /* ---- storable ---- */
 
-static void expect_store(const struct moat_cache_req *q, const struct moat_cache_resp *r, enum moat_cache_store want)
+static void expect_store(const struct moat_cache_req *q, const struct moat_cache_resp *r, enum moat_cache_storable want)
 {
 	assert_int_equal(moat_cache_storable(&cfg, q, r), want);
 }
@@ -287,8 +287,8 @@ static void test_store_text(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof want / sizeof want[0]; i++)
-		assert_string_equal(moat_cache_store_text((enum moat_cache_store)i), want[i]);
-	assert_string_equal(moat_cache_store_text((enum moat_cache_store)99), "unknown");
+		assert_string_equal(moat_cache_store_text((enum moat_cache_storable)i), want[i]);
+	assert_string_equal(moat_cache_store_text((enum moat_cache_storable)99), "unknown");
 }
 
 /* ---- freshness lifetime ---- */
