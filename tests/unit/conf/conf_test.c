@@ -313,13 +313,13 @@ static void test_unknown_key(void **state)
 		     "allow_file, deny_file, proxy_protocol");
 	expect_error("worker: 2\n" MINIMAL_TAIL,
 		     "t.yaml:1:1: unknown key \"worker\" at the top level; expected one of: workers, log, limits, "
-		     "timeouts, proxy, listeners, upstreams, routes, admin, user, group, pid_file, rate_limits, bans");
+		     "timeouts, proxy, listeners, upstreams, routes, admin, user, group, pid_file, rate_limits, bans, cache");
 	expect_error(MINIMAL_TAIL "timeouts:\n  keepalive: 1s\n  idle: 2s\n",
 		     "t.yaml:10:3: unknown key \"idle\" in timeouts; expected one of: client_header, client_body, "
 		     "keepalive, client_send, backend_connect, backend_first_byte, backend_idle, drain");
 	expect_error(MINIMAL_TAIL "  - {upstream: app, weight: 2}\n",
 		     "t.yaml:8:21: unknown key \"weight\" in routes[1]; expected one of: host, path, upstream, strip_headers, "
-		     "allow, deny, allow_file, deny_file, body, rate_limit, waf, normalize_path");
+		     "allow, deny, allow_file, deny_file, body, rate_limit, waf, normalize_path, cache, compress");
 	expect_error("upstreams:\n  app:\n    servers: [{address: 127.0.0.1:1, wieght: 2}]\n"
 		     "listeners: [{listen: \":80\"}]\nroutes: [{upstream: app}]\n",
 		     "t.yaml:3:38: unknown key \"wieght\" in upstreams.app.servers[0]; expected one of: address, weight, "
