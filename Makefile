@@ -36,7 +36,7 @@ FUZZSRC  := $(wildcard fuzz/*_fuzz.c)
 FUZZBIN  := $(FUZZSRC:fuzz/%.c=$(BUILD)/fuzz/%)
 
 .PHONY: all deps run test unit integration asan asan-build fuzz fuzz-short fuzz-long \
-	bench bench-guard lint clean check-layers slowhttp
+	bench bench-guard bench-cache lint clean check-layers slowhttp
 
 all: $(BUILD)/moat
 
@@ -129,6 +129,13 @@ bench: deps all
 # (moat); see docs/benchmark.md, "Gatekeeping".
 bench-guard: deps all
 	@sh bench/guard.sh
+
+# The caching benchmark: cache hits in moat, nginx and Varnish (installs the
+# bench profile, Varnish included, when run as root); see docs/benchmark.md,
+# "Caching".
+bench-cache: deps all
+	@sh scripts/deps.sh bench
+	@sh bench/cache.sh
 
 # moat under slowhttptest (slowloris, slow body, slow read: 2000 connections
 # each) while an ordinary client keeps being served; SLOWHTTP_SECONDS (30)

@@ -1,0 +1,158 @@
+# cache.awk - turns the raw numbers of one bench/cache.sh run into the
+# markdown report (bench/results/cache.md).
+#
+# Usage: awk -v tck=CLK_TCK -f cache.awk meta.txt rounds.tsv checks.txt notes.txt
+#   meta.txt    "key value..." lines about the run
+#   rounds.tsv  scenario proxy round requests seconds rps p50_ms p99_ms
+#               socket_errors non2xx cpu_ticks user_ticks origin_requests
+#               (scenario hit1k | hit64k; proxy moat | nginx | varnish)
+#   checks.txt  "proxy | what | result" lines (the hit checks before the load)
+#   notes.txt   free text, one note a line
+# Figures are medians over rounds; a ratio is moat's median over the other's.
+
+# median KEY: the median of the values added under KEY ("" if none); sets
+# lo[KEY] and hi[KEY].
+function median(key,    n, i, j, v, a) {
+	n = cnt[key]
+	if (n == 0)
+		return ""
+	for (i = 1; i <= n; i++) {
+		v = val[key, i]
+		for (j = i - 1; j >= 1 && a[j] > v; j--)
+			a[j + 1] = a[j]
+		a[j + 1] = v
+	}
+	lo[key] = a[1]
+	hi[key] = a[n]
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+
+function add(key, v) {
+	cnt[key]++
+	val[key, cnt[key]] = v + 0
+}
+
+function fmt(v, f) {
+	return v == "" ? "not run" : sprintf(f, v)
+}
+
+function ratio(a, b) {
+	return (a == "" || b == "" || b + 0 == 0) ? "–" : sprintf("%.2f", a / b)
+}
+
+# row TITLE METRIC FORMAT: one table line for the current scenario `sc`.
+function row(title, m, f,    p, k, line, v) {
+	line = "| " title
+	for (k = 1; k <= np; k++) {
+		v[k] = median(sc SUBSEP plist[k] SUBSEP m)
+		line = line " | " fmt(v[k], f)
+	}
+	line = line " | " ratio(v[1], v[2]) " | " ratio(v[1], v[3]) " |"
+	print line
+}
+
+# total TITLE METRIC: the sum over rounds, per proxy.
+function total(title, m,    k, line, key) {
+	line = "| " title
+	for (k = 1; k <= np; k++) {
+		key = sc SUBSEP plist[k] SUBSEP m
+		line = line " | " (cnt[key] ? sum[key] + 0 : "not run")
+	}
+	print line " | – | – |"
+}
+
+FILENAME == ARGV[1] {
+	k = $1
+	$1 = ""
+	sub(/^ /, "")
+	meta[k] = $0
+	next
+}
+
+FILENAME == ARGV[2] && NF >= 13 {
+	s = $1; p = $2
+	seen[s] = 1
+	if ($4 > 0) {
+		add(s SUBSEP p SUBSEP "rps", $6)
+		add(s SUBSEP p SUBSEP "p50", $7)
+		add(s SUBSEP p SUBSEP "p99", $8)
+		add(s SUBSEP p SUBSEP "cpu", $11 / tck * 1e6 / $4)
+		add(s SUBSEP p SUBSEP "user", $12 / tck * 1e6 / $4)
+		if ($5 > 0)
+			add(s SUBSEP p SUBSEP "busy", $11 / tck / $5 * 100)
+	}
+	sum[s SUBSEP p SUBSEP "origin"] += $13
+	sum[s SUBSEP p SUBSEP "errors"] += $9 + $10
+	cnt[s SUBSEP p SUBSEP "origin"]++
+	cnt[s SUBSEP p SUBSEP "errors"]++
+	next
+}
+
+FILENAME == ARGV[3] && NF > 0 {
+	checks[++nc] = $0
+	next
+}
+
+FILENAME == ARGV[4] && NF > 0 {
+	notes[++nn] = $0
+	next
+}
+
+END {
+	np = split("moat nginx varnish", plist, " ")
+	print "# Caching benchmark: cache hits in moat, nginx and Varnish"
+	print ""
+	print "- date: " meta["date"] "; moat commit " meta["commit"] ", binary " meta["moat"]
+	print "- machine: " meta["cpu"] ", kernel " meta["kernel"] "; load average " meta["load_start"] " at the start, " meta["load_end"] " at the end"
+	print "- nginx " meta["nginx"] ", Varnish " meta["varnish"] "; each with one worker (Varnish: its threads), " meta["pin"]
+	print "- load: `" meta["wrk"] "`, " meta["rounds"] " interleaved rounds of " meta["seconds"] " s; figures are medians over rounds"
+	print "- ratios are moat ÷ other: below 1.00 means moat used less, or served less (requests/s)"
+	names["hit1k"] = "1 KiB objects"
+	names["hit64k"] = "64 KiB objects"
+	ns = split("hit1k hit64k", slist, " ")
+	for (i = 1; i <= ns; i++) {
+		sc = slist[i]
+		if (!seen[sc])
+			continue
+		print ""
+		print "## Cache hits, " names[sc] " (" meta["urls"] " URLs, all stored before the load)"
+		print ""
+		print "| metric | moat | nginx | Varnish | moat/nginx | moat/Varnish |"
+		print "|---|---:|---:|---:|---:|---:|"
+		row("**requests/s**", "rps", "%.0f")
+		row("**p99 latency ms**", "p99", "%.2f")
+		row("p50 latency ms", "p50", "%.2f")
+		row("CPU µs / request", "cpu", "%.2f")
+		row("of which user space µs", "user", "%.2f")
+		row("proxy CPU busy %", "busy", "%.0f")
+		total("requests that reached the origin, all rounds", "origin")
+		total("socket errors and non-2xx, all rounds", "errors")
+		print ""
+		line = "Requests/s over the rounds (min – median – max):"
+		for (k = 1; k <= np; k++) {
+			key = sc SUBSEP plist[k] SUBSEP "rps"
+			if (!cnt[key])
+				continue
+			m = median(key)
+			line = line sprintf(" %s %.0f – %.0f – %.0f;", plist[k], lo[key], m, hi[key])
+		}
+		sub(/;$/, ".", line)
+		print line
+	}
+	if (nc) {
+		print ""
+		print "## Checks before the load"
+		print ""
+		print "| proxy | what | result |"
+		print "|---|---|---|"
+		for (i = 1; i <= nc; i++)
+			print "| " checks[i] " |"
+	}
+	if (nn) {
+		print ""
+		print "## Notes"
+		print ""
+		for (i = 1; i <= nn; i++)
+			print "- " notes[i]
+	}
+}
