@@ -79,8 +79,6 @@ note() { log "$*"; echo "$*" >> "$RUN/notes.txt"; }
 
 make -s -C "$BENCH" OUT="$BIN" >&2 || die "cannot build bench/*.c"
 
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
 NCPU=$(getconf _NPROCESSORS_ONLN)
 if [ "$NCPU" -ge 2 ]; then
 	PIN_P="taskset -c $PCPU"
