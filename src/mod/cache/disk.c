@@ -341,8 +341,14 @@ struct moat_cache_disk *moat_cache_disk_open(const char *dir, char **why)
 		char sub[4];
 
 		snprintf(sub, sizeof(sub), "%02x", i);
+		struct stat sst;
+
 		if (mkdirat(d->dfd, sub, 0700) < 0 && errno != EEXIST) {
 			*why = why_fmt("creating a subdirectory: ", dir, errno);
+			goto fail;
+		}
+		if (fstatat(d->dfd, sub, &sst, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(sst.st_mode)) {
+			*why = why_fmt("subdirectory ", dir, ENOTDIR);
 			goto fail;
 		}
 	}
@@ -531,6 +537,7 @@ uint64_t moat_cache_disk_write(struct moat_cache_disk *d, const struct moat_cach
 			       const void *body, void (*done)(void *ctx, uint64_t id, int ok), void *ctx)
 {
 	struct job *j;
+	uint64_t id;
 
 	if (!rec_valid(rec) || (!body && rec->body_len))
 		return 0;
@@ -550,7 +557,7 @@ uint64_t moat_cache_disk_write(struct moat_cache_disk *d, const struct moat_cach
 		free(j);
 		return 0;
 	}
-	j->id = atomic_fetch_add(&d->next_id, 1) + 1;
+	id = j->id = atomic_fetch_add(&d->next_id, 1) + 1;
 	if (d->tail)
 		d->tail->next = j;
 	else
@@ -560,7 +567,7 @@ uint64_t moat_cache_disk_write(struct moat_cache_disk *d, const struct moat_cach
 	d->nbytes += rec->body_len;
 	pthread_cond_signal(&d->cv);
 	pthread_mutex_unlock(&d->mu);
-	return j->id;
+	return id;      /* not j->id: the writer may have freed j already */
 }
 
 /* Writes job j's file under its temporary name and renames it. Returns 0

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -656,6 +657,19 @@ static void test_open_refused(void **state)
 	free(why);
 	why = NULL;
 
+	/* A subdirectory's name taken by a file. */
+	snprintf(q, sizeof(q), "%s/sub", dir);
+	assert_int_equal(mkdir(q, 0700), 0);
+	snprintf(q, sizeof(q), "%s/sub/ab", dir);
+	write_file(q, "x", 1);
+	snprintf(q, sizeof(q), "%s/sub", dir);
+	d = moat_cache_disk_open(q, &why);
+	assert_null(d);
+	assert_non_null(why);
+	assert_non_null(strstr(why, q));
+	free(why);
+	why = NULL;
+
 	d = moat_cache_disk_open("", &why);
 	assert_null(d);
 	assert_non_null(why);
@@ -680,6 +694,107 @@ static void test_open_refused(void **state)
 	}
 }
 
+/* Writers racing their own remove()s and the writer thread: after close,
+ * a file exists exactly for the writes done() reported ok and nobody
+ * removed; done() runs once per accepted write. */
+#define NTHREADS 4
+#define PER_THREAD 300
+
+struct job_rec {
+	uint64_t id;
+	_Atomic int done_calls;
+	_Atomic int ok;
+	int removed;
+};
+
+static struct job_rec jobs[NTHREADS][PER_THREAD];
+
+static void on_job_done(void *ctx, uint64_t id, int ok)
+{
+	struct job_rec *j = ctx;
+
+	(void)id;
+	j->ok = ok;
+	j->done_calls++;
+}
+
+struct worker_arg {
+	struct moat_cache_disk *d;
+	unsigned t;
+};
+
+static void *race_worker(void *arg)
+{
+	struct worker_arg *a = arg;
+
+	for (unsigned i = 0; i < PER_THREAD; i++) {
+		struct job_rec *j = &jobs[a->t][i];
+		const struct obj *o = &objs[2 + (i + a->t) % (NOBJ - 2)];
+
+		j->id = moat_cache_disk_write(a->d, &o->rec, o->body, on_job_done, j);
+		if (j->id && i % 3 == 0) {
+			moat_cache_disk_remove(a->d, j->id);
+			j->removed = 1;
+		}
+		if (i % 5 == 0 && i >= 5) {
+			/* An earlier object: read it if its file is there
+			 * (either way the call must be safe). */
+			const struct job_rec *e = &jobs[a->t][i - 5];
+			const struct obj *eo = &objs[2 + (i - 5 + a->t) % (NOBJ - 2)];
+			unsigned char *buf = malloc(eo->rec.body_len + 1);
+
+			if (e->id && !e->removed && e->ok &&
+			    moat_cache_disk_read_body(a->d, e->id, buf, eo->rec.body_len) == 0)
+				assert_memory_equal(buf, eo->body, eo->rec.body_len);
+			free(buf);
+		}
+	}
+	return NULL;
+}
+
+static void test_concurrent(void **state)
+{
+	struct moat_cache_disk *d;
+	pthread_t th[NTHREADS];
+	struct worker_arg args[NTHREADS];
+	unsigned accepted = 0, present = 0;
+
+	(void)state;
+	make_objs();
+	memset(jobs, 0, sizeof(jobs));
+	d = open_ok();
+	moat_cache_disk_scan(d, on_scan, &(struct seen){ 0 });
+	for (unsigned t = 0; t < NTHREADS; t++) {
+		args[t].d = d;
+		args[t].t = t;
+		assert_int_equal(pthread_create(&th[t], NULL, race_worker, &args[t]), 0);
+	}
+	for (unsigned t = 0; t < NTHREADS; t++)
+		pthread_join(th[t], NULL);
+	moat_cache_disk_close(d);
+	for (unsigned t = 0; t < NTHREADS; t++) {
+		for (unsigned i = 0; i < PER_THREAD; i++) {
+			struct job_rec *j = &jobs[t][i];
+			char p[400];
+
+			if (!j->id) {
+				assert_int_equal(j->done_calls, 0);
+				continue;
+			}
+			accepted++;
+			assert_int_equal(j->done_calls, 1);
+			path_of(p, sizeof(p), j->id, "mc");
+			assert_int_equal(exists(p), !j->removed && j->ok);
+			present += (unsigned)exists(p);
+			path_of(p, sizeof(p), j->id, "tmp");
+			assert_false(exists(p));
+		}
+	}
+	assert_int_equal(accepted, NTHREADS * PER_THREAD);
+	assert_true(present > 0);
+	free_objs();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -692,6 +807,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queue_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
 	};
 
 	moat_log_level = MOAT_LOGL_WARN;    /* the removals' info lines are expected */
