@@ -73,7 +73,8 @@ struct moat_cache_store_cfg {
  * rebuilds the index from its files (a file that fails its checks is
  * removed, never served). Returns NULL with *why (malloc'd). */
 struct moat_cache_store *moat_cache_store_open(const struct moat_cache_store_cfg *cfg, char **why);
-/* Waits for queued disk writes, frees everything (no object may be in use). */
+/* Waits for queued disk writes, frees everything (no object may be in use).
+ * NULL: no-op. */
 void moat_cache_store_close(struct moat_cache_store *s);
 /* A new budget (reload): memory shrinks by evicting. */
 void moat_cache_store_resize(struct moat_cache_store *s, uint64_t memory, uint64_t max_object);
@@ -108,25 +109,32 @@ void moat_cache_unlock(struct moat_cache_store *s, const char *key, size_t key_l
 /* A new object to fill: copies key, vkey, head (parsed into obj->resp;
  * -1 / NULL when it is not a response head), tags. body_hint: the
  * expected body length when known (allocated at once), else 0. Returns it
- * with one reference (the caller's), or NULL. */
+ * with one reference (the caller's), or NULL (also when body_hint passes
+ * max_object: it could not be stored). Any thread; the object is the
+ * caller's alone until insert. */
 struct moat_cache_obj *moat_cache_obj_new(struct moat_cache_store *s, const char *key, size_t key_len,
 					  const char *vkey, size_t vkey_len, const char *head, size_t head_len,
 					  const char *tags, size_t tags_len, int64_t request_time,
 					  int64_t response_time, uint64_t body_hint);
-/* Appends body bytes; -1 when it would pass max_object (or memory is
- * short): the caller drops the object. */
+/* Appends body bytes; -1 when it would pass max_object or the memory
+ * budget (or malloc fails): the caller drops the object. The buffer grows
+ * by doubling (capped at max_object); insert trims it to the length. */
 int moat_cache_obj_append(struct moat_cache_store *s, struct moat_cache_obj *o, const void *data, size_t n);
 /* Publishes a filled object: it replaces the object of the same key and
  * vkey, is charged to the memory budget (evicting others) and queued for
  * the disk. The caller keeps its reference (put it when done). Returns 0,
- * or -1 when it cannot be stored (larger than the whole budget). */
+ * or -1 when it cannot be stored (larger than the whole budget, inserted
+ * before, or out of memory). A successful insert also ends the key's
+ * hit-for-miss period (the key proved cacheable); it does not release the
+ * fill lock (moat_cache_unlock does). */
 int moat_cache_insert(struct moat_cache_store *s, struct moat_cache_obj *o);
 /* Drops a reference; the last one frees it. NULL: no-op. */
 void moat_cache_obj_put(struct moat_cache_obj *o);
 /* Takes another reference. */
 void moat_cache_obj_ref(struct moat_cache_obj *o);
 
-/* Removes every variant of key (memory and disk); returns how many. */
+/* Removes every variant of key (memory and disk); returns how many.
+ * Readers holding an object keep it until their put. */
 size_t moat_cache_purge_key(struct moat_cache_store *s, const char *key, size_t key_len);
 /* Removes every object carrying tag (exact, case-sensitive); returns how many. */
 size_t moat_cache_purge_tag(struct moat_cache_store *s, const char *tag, size_t tag_len);
@@ -134,15 +142,26 @@ size_t moat_cache_purge_tag(struct moat_cache_store *s, const char *tag, size_t 
 size_t moat_cache_purge_all(struct moat_cache_store *s);
 
 struct moat_cache_store_stats {
-	uint64_t objects, bytes;          /* in memory */
-	uint64_t disk_objects, disk_bytes;
-	uint64_t evictions, inserts, disk_errors;
+	uint64_t objects, bytes;          /* bodies in memory (disk-only objects are not counted) */
+	uint64_t disk_objects, disk_bytes;/* files written or queued */
+	uint64_t evictions, inserts, disk_errors; /* evictions: from memory (an object with a file
+					   * stays as a disk-only stand-in); disk_errors: failed
+					   * writes, bodies that failed their check */
 };
 void moat_cache_store_stats(struct moat_cache_store *s, struct moat_cache_store_stats *st);
 
 /* Parses a stored head (status line, fields, empty line) into r: status,
  * Cache-Control, Date, Expires, Last-Modified, Age, ETag, Vary, Set-Cookie
- * (strings point into head). Returns 0, or -1 when it is not one. */
+ * (strings point into head). The first Date / Expires / Last-Modified /
+ * Age / ETag line counts; request_time / response_time are set to 0.
+ * Several Vary lines are joined with ',' into a buffer of the calling
+ * thread (r->vary then stays valid until this thread's next call; objects
+ * keep their own copy); a joined Vary over 4 KiB reads as "*" (never
+ * matched, not storable). Returns 0, or -1 when it is not one. */
 int moat_cache_parse_head(const char *head, size_t head_len, struct moat_cache_resp *r);
+
+/* The shard (0..31) that holds key: for tests of the per-shard LRU order
+ * and for diagnostics. */
+unsigned moat_cache_store_shard(const struct moat_cache_store *s, const char *key, size_t key_len);
 
 #endif
