@@ -34,6 +34,8 @@
 #include "core/sdnotify.h"
 #include "mod/acl/acl_mod.h"
 #include "mod/ban/ban_mod.h"
+#include "mod/cache/cache_mod.h"
+#include "mod/compress/compress_mod.h"
 #include "mod/conn/conn_mod.h"
 #include "mod/ratelimit/ratelimit_mod.h"
 #include "mod/waf/waf_mod.h"
@@ -345,12 +347,17 @@ static int cmd_proxy(int argc, char **argv)
 }
 
 /* The policy modules, in the order their hooks run: connection limits and
- * bans first (cheapest, at accept), then address lists, rate limits, and
- * the WAF last (it may read the request body). */
+ * bans first (cheapest, at accept), then address lists, rate limits, the
+ * WAF (it may read the request body), then compression (it reads the
+ * request's Accept-Encoding before the cache may answer or wait: a
+ * background refresh or a coalesced request is compressed like any) and
+ * the cache last (a hit is answered only after every gate passed; it
+ * stores the bytes as compressed). */
 static void set_modules(void)
 {
 	static const struct moat_mod *const mods[] = {
 		&moat_mod_conn, &moat_mod_ban, &moat_mod_acl, &moat_mod_ratelimit, &moat_mod_waf,
+		&moat_mod_compress, &moat_mod_cache,
 	};
 
 	moat_phase_set(mods, sizeof(mods) / sizeof(mods[0]));
