@@ -197,6 +197,7 @@ static void fill_req(struct moat_mod_req *q, struct moat_client *c, size_t i, st
 	q->now_ms = c->w->loop.now_ms;
 	q->reply = r;
 	q->serve = &t->serve;
+	t->serve.out = &c->out;
 	q->fwd = &t->fwd;
 	q->h = NULL;
 	q->local = NULL;

@@ -1285,6 +1285,7 @@ static int run_local(struct moat_client *c, struct moat_txn *t)
 		 * for the cache (the queue flushes as the fetch runs) */
 		t->sink = 1;
 		t->got_byte = 0;
+		t->resp_started = 0; /* the fetch's head is still to come */
 		t->phase = MOAT_TXN_NONE;
 		txn_try(c);
 		return 1;
