@@ -326,7 +326,8 @@ def test_stale_while_revalidate(make_backend, make_moat):
     assert (r.status, r.body) == (200, b"content v1"), r
     cs = cstatus(r)
     assert cs.hit and cs.detail == "stale-while-revalidate", cs
-    assert cs.ttl is not None and cs.ttl < 0, cs
+    # stale: ttl <= 0 (with whole seconds, 1.5 s past max-age=1 may read 0)
+    assert cs.ttl is not None and cs.ttl <= 0, cs
     assert elapsed < t(0.4), f"stale response took {elapsed:.2f}s (the refresh takes 0.5s)"
     b.wait_requests(2, timeout=t(3))
     time.sleep(0.8)      # the refresh's answer comes 0.5 s after its request
@@ -743,3 +744,195 @@ def test_one_line_cache(make_backend, make_moat):
     assert o.hits() == 1
     del m
 
+
+
+# --------------------------------------------------------------------------
+# Freshness sources, route options
+
+
+def http_date(ts):
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(ts))
+
+
+def test_freshness_from_expires_s_maxage_and_heuristic(make_backend, make_moat):
+    now = time.time()
+    answers = {
+        "/expires": [("Expires", http_date(now + 120)), ("Date", http_date(now))],
+        "/smaxage": [("Cache-Control", "s-maxage=60, max-age=0")],
+        "/heuristic": [("Last-Modified", http_date(now - 10 * 86400)), ("Date", http_date(now))],
+        "/expired": [("Expires", "0")],
+    }
+
+    def answer(r, n):
+        return 200, [("Content-Type", "text/plain")] + answers[r.target], f"{r.target} #{n}".encode()
+    o = Origin(answer)
+    b = make_backend(o)
+    m = make_moat([b], cache_config())
+    for p in ("/expires", "/smaxage", "/heuristic"):
+        assert_miss(req(m.port, p))
+        cs = assert_hit(req(m.port, p), f"{p} #1".encode())
+        assert cs.ttl > 50, (p, cs)
+    # Expires: 0 is already expired: not reusable without a validator
+    cs = cstatus(req(m.port, "/expired"))
+    assert not cs.hit
+    assert not cstatus(req(m.port, "/expired")).hit
+    assert o.hits("/expired") == 2
+
+
+def test_age_from_backend_counts(make_backend, make_moat):
+    """A backend's Age adds to the object's age; moat sends one Age of its
+    own, never the stored one next to it."""
+    o = Origin(plain(b"aged", cc="max-age=60", extra=[("Age", "30")]))
+    b = make_backend(o)
+    m = make_moat([b], cache_config())
+    req(m.port, "/age")
+    r = req(m.port, "/age")
+    cs = assert_hit(r, b"aged")
+    assert len(r.header_all("Age")) == 1, r.headers
+    assert 30 <= int(r.header("Age")) <= 32, r.headers
+    assert cs.ttl <= 30, cs
+
+
+def test_hop_by_hop_fields_not_replayed(make_backend, make_moat):
+    o = Origin(plain(b"hop", extra=[("Connection", "x-hop"), ("X-Hop", "secret"), ("Keep-Alive", "timeout=5"),
+                                    ("X-Kept", "yes")]))
+    b = make_backend(o)
+    m = make_moat([b], cache_config())
+    for i in range(2):
+        r = req(m.port, "/hop")
+        assert r.body == b"hop" and r.header("X-Kept") == "yes", r.headers
+        assert not r.has_header("X-Hop") and not r.has_header("Keep-Alive"), r.headers
+        assert all("x-hop" not in v.lower() for v in r.header_all("Connection")), r.headers
+    assert_hit(r)
+
+
+def test_default_ttl_option(make_backend, make_moat):
+    o = Origin(plain(b"no lifetime", cc=None))
+    b = make_backend(o)
+    m = make_moat([b], cache_config(route_cache={"default_ttl": "1m"}))
+    assert_miss(req(m.port, "/dt"))
+    cs = assert_hit(req(m.port, "/dt"), b"no lifetime")
+    assert 55 <= cs.ttl <= 60, cs
+    assert o.hits() == 1
+
+
+def test_client_no_cache_option_off(make_backend, make_moat):
+    o = counted(b"shielded")
+    b = make_backend(o)
+    m = make_moat([b], cache_config(route_cache={"client_no_cache": False}))
+    req(m.port, "/cn")
+    assert_hit(req(m.port, "/cn", [("Cache-Control", "no-cache")]), b"shielded #1")
+    assert_hit(req(m.port, "/cn", [("Cache-Control", "max-age=0")]), b"shielded #1")
+    assert o.hits() == 1
+
+
+def test_authorization_with_public_is_shared(make_backend, make_moat):
+    o = counted(b"public doc", cc="public, max-age=60")
+    b = make_backend(o)
+    m = make_moat([b], cache_config())
+    assert_miss(req(m.port, "/pub", [("Authorization", "Bearer alice")]))
+    assert_hit(req(m.port, "/pub"), b"public doc #1")
+    assert o.hits() == 1
+
+
+def test_purge_of_nothing(make_backend, make_moat):
+    b = make_backend(counted(b"x"))
+    m = make_moat([b], cache_config())
+    r = purge(m.port, "/never-stored")
+    assert r.status == 200 and json.loads(r.body) == {"purged": 0}, r
+
+
+# --------------------------------------------------------------------------
+# What must never be stored half
+
+
+def test_head_miss_does_not_store_an_empty_get(make_backend, make_moat):
+    body = b"full body of the GET " * 10
+
+    def answer(r, n):
+        return 200, [("Content-Type", "text/plain"), ("Cache-Control", "max-age=60")], body
+    o = Origin(answer)
+    b = make_backend(o)
+    m = make_moat([b], cache_config())
+    with Client(m.port) as c:
+        h = c.request("HEAD", "/hm", [("Connection", "close")])
+    assert h.status == 200 and h.header("Content-Length") == str(len(body)), h
+    r = req(m.port, "/hm")
+    assert (r.status, r.body) == (200, body), r
+    assert r.header("Content-Length") == str(len(body))
+    r = req(m.port, "/hm")
+    assert (r.status, r.body) == (200, body), r
+
+
+def test_large_object_hit_and_range(make_backend, make_moat):
+    size = 3 * 1024 * 1024 + 17
+    big = pattern_bytes(size, seed=11)
+    o = Origin(lambda r, n: (200, [("Content-Type", "application/octet-stream"),
+                                   ("Cache-Control", "max-age=60")], big))
+    b = make_backend(o)
+    m = make_moat([b], cache_config())
+    r = req(m.port, "/large")
+    assert r.body == big
+    r = req(m.port, "/large")
+    assert_hit(r)
+    assert len(r.body) == size and r.body == big
+    r = req(m.port, "/large", [("Range", "bytes=2000000-2000099")])
+    assert r.status == 206 and r.body == big[2000000:2000100], r.status
+    assert r.header("Content-Range") == f"bytes 2000000-2000099/{size}"
+    assert o.hits() == 1
+
+
+def test_truncated_backend_response_not_stored(make_backend, make_moat):
+    body = b"y" * 1000
+    count = [0]
+
+    def handler(r, conn):
+        r.read_body()
+        count[0] += 1
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: max-age=60\r\nContent-Length: 1000\r\n\r\n"
+        if count[0] == 1:
+            conn.send(head + body[:400])
+            conn.close()
+        else:
+            conn.send(head + body)
+    b = make_backend(handler)
+    m = make_moat([b], cache_config())
+    with Client(m.port) as c:
+        c.send(b"GET /trunc HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n")
+        try:
+            c.read_response()
+            got_whole = True
+        except Exception:  # noqa: BLE001 -- the truncation shows as a short body / close
+            got_whole = False
+    assert not got_whole, "moat passed a truncated body as whole"
+    r = req(m.port, "/trunc")
+    assert (r.status, r.body) == (200, body), (r.status, len(r.body))
+    assert count[0] == 2
+
+
+def test_client_gone_mid_fetch_leaves_no_partial_object(make_backend, make_moat):
+    size = 2 * 1024 * 1024
+    big = pattern_bytes(size, seed=12)
+    count = [0]
+
+    def handler(r, conn):
+        r.read_body()
+        count[0] += 1
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nCache-Control: max-age=60\r\n"
+                  b"Content-Length: %d\r\n\r\n" % size)
+        for i in range(0, size, 65536):
+            conn.send(big[i:i + 65536])
+            if count[0] == 1:
+                r.backend.sleep(0.005)
+    b = make_backend(handler)
+    m = make_moat([b], cache_config())
+    with Client(m.port) as c:
+        c.send(b"GET /gone HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        c.reader.read_until(b"\r\n\r\n")
+        c.reader.read_exact(100000)
+    time.sleep(0.6)
+    r = req(m.port, "/gone")
+    assert r.status == 200 and len(r.body) == size and r.body == big, (r.status, len(r.body))
+    r = req(m.port, "/gone")
+    assert r.body == big
+    assert cstatus(r).hit

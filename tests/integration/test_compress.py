@@ -166,19 +166,37 @@ def test_weak_etag_stays_weak(make_backend, make_moat):
     assert r.header("ETag") == 'W/"w1"', r.headers
 
 
+def with_control(answer):
+    """An Origin answering /control with compressible text/html (so a test
+    of what is left alone shows compression is on), else `answer`."""
+    def both(r, n):
+        if r.target == "/control":
+            return 200, [("Content-Type", "text/html")], BODY
+        return answer(r, n)
+    return Origin(both)
+
+
+def check_control(m):
+    assert_compressed(req(m.port, "/control", [("Accept-Encoding", "gzip")]), "gzip")
+
+
 def test_no_transform_left_alone(make_backend, make_moat):
-    b = make_backend(serve(extra=[("Cache-Control", "no-transform")]))
+    b = make_backend(with_control(lambda r, n: (200, [("Content-Type", "text/html"),
+                                                      ("Cache-Control", "no-transform")], BODY)))
     m = make_moat([b], compress_config())
     r = req(m.port, "/page", [("Accept-Encoding", "gzip, br, zstd")])
     assert_identity(r)
     assert r.header("Content-Length") == str(len(BODY))
+    check_control(m)
 
 
 def test_already_encoded_left_alone(make_backend, make_moat):
     gz = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     encoded = gz.compress(BODY) + gz.flush()
-    b = make_backend(serve(body=encoded, extra=[("Content-Encoding", "gzip")]))
+    b = make_backend(with_control(lambda r, n: (200, [("Content-Type", "text/html"), ("Content-Encoding", "gzip")],
+                                                encoded)))
     m = make_moat([b], compress_config())
+    check_control(m)
     r = req(m.port, "/page", [("Accept-Encoding", "br, zstd, gzip")])
     assert r.status == 200
     assert r.header_all("Content-Encoding") == ["gzip"], r.headers
@@ -188,8 +206,9 @@ def test_already_encoded_left_alone(make_backend, make_moat):
 
 def test_small_body_left_alone(make_backend, make_moat):
     small = text_body(200)      # under the default min_size 256
-    b = make_backend(serve(body=small))
+    b = make_backend(with_control(lambda r, n: (200, [("Content-Type", "text/html")], small)))
     m = make_moat([b], compress_config())
+    check_control(m)
     r = req(m.port, "/small", [("Accept-Encoding", "gzip, br")])
     assert_identity(r, small)
     assert r.header("Content-Length") == "200"
@@ -207,8 +226,9 @@ def test_min_size_option(make_backend, make_moat):
 
 @pytest.mark.parametrize("ctype", ["image/png", "application/octet-stream", "video/mp4"])
 def test_type_not_in_list_left_alone(make_backend, make_moat, ctype):
-    b = make_backend(serve(ctype=ctype))
+    b = make_backend(with_control(lambda r, n: (200, [("Content-Type", ctype)], BODY)))
     m = make_moat([b], compress_config())
+    check_control(m)
     r = req(m.port, "/bin", [("Accept-Encoding", "gzip, br, zstd")])
     assert_identity(r)
     assert r.header("Content-Length") == str(len(BODY))
@@ -226,6 +246,9 @@ def test_types_option(make_backend, make_moat):
     b = make_backend(serve(ctype="text/html"))
     m = make_moat([b], compress_config(compress={"types": ["application/json"]}))
     assert_identity(req(m.port, "/x", [("Accept-Encoding", "gzip")]))
+    b2 = make_backend(serve(ctype="application/json"))
+    m2 = make_moat([b2], compress_config(compress={"types": ["application/json"]}))
+    assert_compressed(req(m2.port, "/x", [("Accept-Encoding", "gzip")]), "gzip")
 
 
 def test_codings_option(make_backend, make_moat):
@@ -317,3 +340,54 @@ def test_compress_and_cache(make_backend, make_moat):
     assert not r6.has_header("Content-Encoding")
     assert o.hits("/cc") == 3
 
+
+
+# --------------------------------------------------------------------------
+# Framing and the responses compression must not touch
+
+
+def test_keep_alive_several_compressed_responses(zmoat):
+    with Client(zmoat.port) as c:
+        for coding in ("gzip", "br", "zstd", None, "gzip"):
+            hs = [("Accept-Encoding", coding)] if coding else []
+            r = c.request("GET", "/page", hs)
+            if coding:
+                assert_compressed(r, coding)
+            else:
+                assert_identity(r)
+
+
+def test_close_delimited_backend_compressed(make_backend, make_moat):
+    def handler(r, conn):
+        r.read_body()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + BODY)
+        conn.close()
+    b = make_backend(handler)
+    m = make_moat([b], compress_config())
+    r = req(m.port, "/cd", [("Accept-Encoding", "gzip")])
+    assert_compressed(r, "gzip")
+    assert r.framing == "chunked"
+
+
+def test_partial_and_not_modified_untouched(make_backend, make_moat):
+    def handler(r, conn):
+        r.read_body()
+        if r.header("If-None-Match"):
+            conn.send_response(304, b"", [("ETag", '"t"')], length=False, req=r)
+        elif r.header("Range") == "bytes=0-99":
+            conn.send_response(206, BODY[:100], [("Content-Type", "text/html"),
+                                                 ("Content-Range", f"bytes 0-99/{len(BODY)}")], req=r)
+        else:
+            conn.send_response(200, BODY, [("Content-Type", "text/html"), ("ETag", '"t"')], req=r)
+    b = make_backend(handler)
+    m = make_moat([b], compress_config())
+    with Client(m.port) as c:
+        r = c.request("GET", "/p", [("Accept-Encoding", "gzip"), ("Range", "bytes=0-99")])
+        assert r.status == 206 and r.body == BODY[:100], r
+        assert not r.has_header("Content-Encoding"), r.headers
+        r = c.request("GET", "/p", [("Accept-Encoding", "gzip"), ("If-None-Match", '"t"')])
+        assert r.status == 304 and r.body == b"", r
+        assert not r.has_header("Content-Encoding") and not r.has_header("Transfer-Encoding"), r.headers
+        # the connection is still in step
+        r = c.request("GET", "/p", [("Accept-Encoding", "gzip")])
+        assert_compressed(r, "gzip")
