@@ -6,7 +6,7 @@ whose bytes were changed is never served.
 import os
 import time
 
-from cache_util import assert_hit, assert_miss, cache_config, counted, cstatus, req
+from cache_util import Origin, assert_hit, assert_miss, cache_config, counted, cstatus, req
 from harness import pattern_bytes, t, wait_for
 
 
@@ -136,3 +136,53 @@ def test_corrupted_disk_file_never_served(tmp_path, make_backend, make_moat):
     # what was fetched again is stored again
     time.sleep(0.1)
     assert_hit(req(m2.port, "/disk/c"), body + b" #2")
+
+
+def test_corrupted_metadata_and_truncated_files(tmp_path, make_backend, make_moat):
+    """Files whose header bytes were flipped, or cut short, are dropped at
+    start-up or at the first read; the GETs become misses with the right
+    bodies and moat keeps running."""
+    o = counted(b"object body " * 40, cc="max-age=600")
+    b = make_backend(o)
+    d, cfg = disk_config(tmp_path)
+    m1 = make_moat([b], cfg)
+    bodies = {}
+    for p in ("/disk/m1", "/disk/m2"):
+        r = req(m1.port, p)
+        assert_miss(r)
+        bodies[p] = r.body
+        wait_written(d, p.encode())
+    assert m1.stop() == 0
+    for p in files_under(d):
+        with open(p, "rb") as f:
+            data = f.read()
+        if b"/disk/m1" in data:
+            flip(p, range(0, 16))                   # the fixed header
+        elif b"/disk/m2" in data:
+            with open(p, "r+b") as f:
+                f.truncate(len(data) - 7)           # the body's tail
+    m2 = make_moat([b], cfg)
+    for p in ("/disk/m1", "/disk/m2"):
+        r = req(m2.port, p)
+        assert r.status == 200 and not cstatus(r).hit, (p, r)
+        assert r.body == bodies[p].replace(b"#1", b"#2"), r.body[-20:]
+    assert o.hits() == 4
+
+
+def test_vary_variants_survive_restart(tmp_path, make_backend, make_moat):
+    def answer(r, n):
+        return 200, [("Content-Type", "text/plain"), ("Cache-Control", "max-age=600"), ("Vary", "X-Lang")], \
+            f"lang {r.header('X-Lang')} #{n}".encode()
+    o = Origin(answer)
+    b = make_backend(o)
+    d, cfg = disk_config(tmp_path)
+    m1 = make_moat([b], cfg)
+    for lang, fwd in (("en", "uri-miss"), ("fr", "vary-miss")):
+        assert_miss(req(m1.port, "/disk/v", [("X-Lang", lang)]), fwd=fwd)
+        wait_written(d, f"lang {lang} #".encode())
+    assert m1.stop() == 0
+    m2 = make_moat([b], cfg)
+    assert_hit(req(m2.port, "/disk/v", [("X-Lang", "fr")]), b"lang fr #2")
+    assert_hit(req(m2.port, "/disk/v", [("X-Lang", "en")]), b"lang en #1")
+    assert_miss(req(m2.port, "/disk/v", [("X-Lang", "de")]), fwd="vary-miss")
+    assert o.hits() == 3
