@@ -160,7 +160,6 @@ struct moat_txn {
 	void *mod_slot[MOAT_MOD_MAX]; /* each module's per-txn state */
 	struct moat_mod_serve serve;  /* LOCAL: a module's own response (phase.h) */
 	uint64_t serve_off;         /* LOCAL: body bytes sent */
-	struct moat_mod_fwd fwd;    /* the modules' fields for the backend's request */
 	uint8_t resp_watch;         /* bit i: module i watches the response body */
 	int8_t resp_xform;          /* the module transforming the body, or -1 */
 	unsigned served : 1,        /* t->serve holds a response (released at the end) */
@@ -196,6 +195,8 @@ struct moat_txn {
 	uint64_t bytes_out;         /* body bytes to the client */
 	uint64_t bytes_in;          /* request bytes from the client */
 
+	/* not zeroed at the start (only its lengths are): */
+	struct moat_mod_fwd fwd;    /* the modules' fields for the backend's request */
 	/* access log values, copied out of the request head */
 	char logv[1536];
 	unsigned short lv_method, lv_uri, lv_host, lv_ua, lv_ref; /* lengths, stored back to back */

@@ -189,7 +189,9 @@ static struct moat_txn *txn_alloc(struct moat_worker *w)
 		t = malloc(sizeof(*t));
 	if (!t)
 		return NULL;
-	memset(t, 0, offsetof(struct moat_txn, logv));
+	memset(t, 0, offsetof(struct moat_txn, fwd));
+	t->fwd.strip_cond = 0;
+	t->fwd.extra_len = 0;
 	t->server_text[0] = '\0';
 	t->lv_method = t->lv_uri = t->lv_host = t->lv_ua = t->lv_ref = 0;
 	return t;

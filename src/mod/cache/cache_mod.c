@@ -169,10 +169,8 @@ static void cfg_of(const struct moat_conf_route_cache *rc, struct moat_cache_cfg
 	cfg->allow_set_cookie = rc->allow_set_cookie;
 	cfg->honour_client_no_cache = rc->client_no_cache;
 	cfg->honour_client_max_age = rc->client_no_cache;
-	if (rc->heuristic_percent)
-		cfg->heuristic_percent = rc->heuristic_percent;
-	if (rc->heuristic_max_ms)
-		cfg->heuristic_max = (int64_t)(rc->heuristic_max_ms / 1000);
+	cfg->heuristic_percent = rc->heuristic_percent; /* the config holds the defaults */
+	cfg->heuristic_max = (int64_t)(rc->heuristic_max_ms / 1000);
 	cfg->default_ttl = (int64_t)(rc->default_ttl_ms / 1000);
 }
 
@@ -506,16 +504,11 @@ static enum moat_mod_verdict serve_text(struct moat_mod_req *q, struct cslot *s,
 
 /* ---- request ---- */
 
+/* PURGE is for cache.purge_from (the config's default: loopback; an
+ * empty list: nobody). */
 static int addr_allowed(const struct moat_conf *conf, const struct sockaddr *sa)
 {
-	static const struct moat_conf_cidr loop[2] = {
-		{ .family = AF_INET, .addr = { 127 }, .prefix = 8 },
-		{ .family = AF_INET6, .addr = { [15] = 1 }, .prefix = 128 },
-	};
-
-	if (conf->cache.npurge_from)
-		return moat_conf_cidr_match(conf->cache.purge_from, conf->cache.npurge_from, sa);
-	return moat_conf_cidr_match(loop, 2, sa);
+	return conf->cache.npurge_from && moat_conf_cidr_match(conf->cache.purge_from, conf->cache.npurge_from, sa);
 }
 
 static enum moat_mod_verdict do_purge(struct moat_mod_req *q, struct cache_state *st, struct cslot *s)
@@ -648,9 +641,10 @@ static enum moat_mod_verdict lookup(struct moat_mod_req *q, struct cache_state *
 		cs.detail = "only-if-cached";
 		return serve_text(q, s, 504, "Gateway Timeout", "text/plain", strdup("only-if-cached\n"), &cs);
 	}
-	atomic_fetch_add(&st->misses, s->waited ? 0 : 1);
-	if (s->head)
+	if (s->head) {
+		atomic_fetch_add(&st->misses, 1);
 		return MOAT_MOD_NEXT; /* a HEAD miss is forwarded, not stored */
+	}
 	if (rc->coalesce && !s->locked) {
 		lk = moat_cache_lock(st->store, s->key, s->key_len, q->now_ms, &s->token);
 		if (lk == 1) {
@@ -666,6 +660,7 @@ static enum moat_mod_verdict lookup(struct moat_mod_req *q, struct cache_state *
 			return MOAT_MOD_WAIT;
 		}
 	}
+	atomic_fetch_add(&st->misses, 1); /* counted once, when it goes to the backend */
 	if (q->h && copy_fields(s, q->h) < 0)
 		return MOAT_MOD_NEXT;
 	if (q->h && s->obj)
@@ -890,7 +885,16 @@ static void invalidate(struct moat_mod_req *q, struct cache_state *st, struct cs
 
 /* Merges a 304's fields into the stored head: the stored fields the 304
  * does not carry, then the 304's (RFC 9111 §3.2), less framing. */
-static struct moat_cache_obj *merge_304(struct cache_state *st, struct cslot *s, const struct moat_h1_head *h)
+static int name_listed(const struct moat_h1_header *x, char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (moat_h1_name_is(x, names[i], strlen(names[i])))
+			return 1;
+	return 0;
+}
+
+static struct moat_cache_obj *merge_304(struct moat_mod_req *q, struct cache_state *st, struct cslot *s,
+					const struct moat_h1_head *h)
 {
 	const struct moat_cache_obj *o = s->obj;
 	const char *p = memchr(o->head, '\n', o->head_len), *end = o->head + o->head_len;
@@ -932,8 +936,12 @@ static struct moat_cache_obj *merge_304(struct cache_state *st, struct cslot *s,
 
 		if (moat_h1_name_is(x, "content-length", 14) || moat_h1_name_is(x, "transfer-encoding", 17) ||
 		    moat_h1_name_is(x, "connection", 10) || moat_h1_name_is(x, "keep-alive", 10) ||
-		    moat_h1_name_is(x, "set-cookie", 10) || moat_h1_name_is(x, "content-encoding", 16))
-			continue;
+		    moat_h1_name_is(x, "set-cookie", 10) || moat_h1_name_is(x, "content-encoding", 16) ||
+		    moat_h1_name_is(x, "cache-tag", 9) || moat_h1_name_is(x, "surrogate-key", 13) ||
+		    moat_h1_name_is(x, "proxy-connection", 16) || moat_h1_name_is(x, "upgrade", 7) ||
+		    moat_h1_name_is(x, "te", 2) || name_listed(x, q->conf->hide_headers, q->conf->nhide_headers) ||
+		    name_listed(x, q->route->strip_headers, q->route->nstrip_headers))
+			continue; /* what the client's head never carries */
 		memcpy(head + len, x->name, x->name_len);
 		len += x->name_len;
 		memcpy(head + len, ": ", 2);
@@ -1018,7 +1026,7 @@ static enum moat_mod_rverdict cm_resp_head(struct moat_mod_req *q, struct moat_m
 	}
 	if (h->status == 304 && s->obj && s->cond_sent) {
 		/* our validators matched: the stored one, refreshed */
-		struct moat_cache_obj *n = merge_304(st, s, h);
+		struct moat_cache_obj *n = merge_304(q, st, s, h);
 		struct moat_cache_verdict v;
 		struct moat_cache_status cs = { 0 };
 
