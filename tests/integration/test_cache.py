@@ -936,3 +936,173 @@ def test_client_gone_mid_fetch_leaves_no_partial_object(make_backend, make_moat)
     r = req(m.port, "/gone")
     assert r.body == big
     assert cstatus(r).hit
+
+
+# --------------------------------------------------------------------------
+# Invalidation limits, coalescing options, pipelining, eviction
+
+
+def test_invalidation_only_same_host_and_success(make_backend, make_moat):
+    def answer(r, n):
+        if r.method == "POST" and r.target == "/fail":
+            return 500, [("Content-Type", "text/plain")], b"failed"
+        if r.method == "POST":
+            return 303, [("Location", "http://other.test/x"), ("Content-Type", "text/plain")], b"see other"
+        return 200, [("Content-Type", "text/plain"), ("Cache-Control", "max-age=60")], \
+            f"{r.header('Host')} {r.target} #{n}".encode()
+    o = Origin(answer)
+    b = make_backend(o)
+    m = make_moat([b], cache_config())
+    req(m.port, "/x", host="other.test")
+    req(m.port, "/fail")
+    # a Location on another host than the POST's is not invalidated
+    r = req(m.port, "/form", method="POST", body=b"a=1")
+    assert r.status == 303
+    assert_hit(req(m.port, "/x", host="other.test"))
+    # a failed POST invalidates nothing
+    r = req(m.port, "/fail", method="POST", body=b"a=1")
+    assert r.status == 500
+    assert_hit(req(m.port, "/fail"))
+
+
+def test_coalesce_off(make_backend, make_moat):
+    o = counted(b"each his own")
+    o.delay = 0.3
+    b = make_backend(o)
+    m = make_moat([b], cache_config(route_cache={"coalesce": False}))
+    rs = concurrent_gets(m.port, "/nc", 10)
+    assert [getattr(r, "status", r) for r in rs] == [200] * 10
+    assert o.hits("/nc") == 10, o.hits("/nc")
+
+
+def test_coalesce_wait_bounds_the_wait(make_backend, make_moat):
+    """Waiters give up after coalesce_wait and fetch for themselves."""
+    o = counted(b"very slow", cc="max-age=60")
+    o.delay = 1.5
+    b = make_backend(o)
+    m = make_moat([b], cache_config(route_cache={"coalesce_wait": "200ms"}))
+    t0 = time.monotonic()
+    rs = concurrent_gets(m.port, "/cw", 5)
+    elapsed = time.monotonic() - t0
+    assert [getattr(r, "status", r) for r in rs] == [200] * 5
+    assert all(r.body.startswith(b"very slow #") for r in rs)
+    assert o.hits("/cw") >= 2, o.hits("/cw")
+    assert elapsed < t(3.2), elapsed
+
+
+def test_pipelined_hits_and_misses_in_order(make_backend, make_moat):
+    o = counted(b"pipe")
+    o.delay = lambda r, n: 0.3 if r.target == "/slow" else 0
+    b = make_backend(o)
+    m = make_moat([b], cache_config())
+    req(m.port, "/fast")
+    with Client(m.port) as c:
+        c.send(b"GET /slow HTTP/1.1\r\nHost: example.test\r\n\r\n"
+               b"GET /fast HTTP/1.1\r\nHost: example.test\r\n\r\n"
+               b"HEAD /fast HTTP/1.1\r\nHost: example.test\r\n\r\n"
+               b"GET /slow HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        r1 = c.read_response()
+        r2 = c.read_response()
+        r3 = c.read_response(method="HEAD")
+        r4 = c.read_response()
+    assert r1.body == b"pipe #1" and not cstatus(r1).hit
+    assert_hit(r2, b"pipe #1")
+    assert_hit(r3) and r3.body == b""
+    assert_hit(r4, b"pipe #1")
+    assert o.hits("/slow") == 1
+
+
+def test_memory_budget_evicts_old_objects(make_backend, make_moat):
+    size = 100 * 1024
+
+    def answer(r, n):
+        seed = int(r.target.rsplit("/", 1)[1])
+        return 200, [("Content-Type", "application/octet-stream"), ("Cache-Control", "max-age=600")], \
+            pattern_bytes(size, seed=seed)
+    o = Origin(answer)
+    b = make_backend(o)
+    m = make_moat([b], cache_config(store={"memory": "1MiB"}))
+    for i in range(1, 31):                      # 3 MiB through a 1 MiB store
+        r = req(m.port, f"/ev/{i}")
+        assert r.body == pattern_bytes(size, seed=i)
+    r = req(m.port, "/ev/30")
+    assert_hit(r)
+    assert r.body == pattern_bytes(size, seed=30)
+    r = req(m.port, "/ev/1")
+    assert not cstatus(r).hit, "the oldest object outlived a store a third its size"
+    assert r.body == pattern_bytes(size, seed=1)
+    assert m.rss_kib() < 200 * 1024
+
+
+def test_revalidation_with_new_200(make_backend, make_moat):
+    def handler(r, conn):
+        r.read_body()
+        seen.append(r.header("If-None-Match"))
+        if len(seen) == 1:
+            conn.send_response(200, b"old", [("Content-Type", "text/plain"), ("ETag", '"a"'),
+                                             ("Cache-Control", "max-age=1")], req=r)
+        else:
+            conn.send_response(200, b"new", [("Content-Type", "text/plain"), ("ETag", '"b"'),
+                                             ("Cache-Control", "max-age=60")], req=r)
+    seen = []
+    b = make_backend(handler)
+    m = make_moat([b], cache_config())
+    req(m.port, "/nv")
+    time.sleep(1.5)
+    r = req(m.port, "/nv")
+    assert (r.status, r.body) == (200, b"new")
+    cs = cstatus(r)
+    assert cs.fwd == "stale" and cs.fwd_status == 200 and cs.stored, cs
+    assert seen == [None, '"a"'], seen
+    assert_hit(req(m.port, "/nv"), b"new")
+
+
+def test_client_conditional_on_stale_object(make_backend, make_moat):
+    """A stale object, a client's If-None-Match with its ETag: moat
+    revalidates and the client gets a 304."""
+    def handler(r, conn):
+        r.read_body()
+        seen.append(r.header("If-None-Match"))
+        if r.header("If-None-Match"):
+            conn.send_response(304, b"", [("ETag", '"s"'), ("Cache-Control", "max-age=60")], length=False, req=r)
+        else:
+            conn.send_response(200, b"body s", [("Content-Type", "text/plain"), ("ETag", '"s"'),
+                                                ("Cache-Control", "max-age=1")], req=r)
+    seen = []
+    b = make_backend(handler)
+    m = make_moat([b], cache_config())
+    req(m.port, "/cs")
+    time.sleep(1.5)
+    r = req(m.port, "/cs", [("If-None-Match", '"s"')])
+    assert r.status == 304 and r.body == b"", r
+    assert len(seen) == 2 and seen[1] is not None and '"s"' in seen[1], seen
+    r = req(m.port, "/cs")
+    assert_hit(r, b"body s")
+
+
+def test_allow_set_cookie_strips_every_cookie_line(make_backend, make_moat):
+    o = counted(b"two cookies", extra=[("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("X-After", "kept")])
+    b = make_backend(o)
+    m = make_moat([b], cache_config(route_cache={"allow_set_cookie": True}))
+    r = req(m.port, "/c2")
+    assert r.header_all("Set-Cookie") == ["a=1", "b=2"], r.headers
+    r = req(m.port, "/c2")
+    assert_hit(r, b"two cookies #1")
+    assert not r.has_header("Set-Cookie") and r.header("X-After") == "kept", r.headers
+
+
+def test_admin_api_cache_stats(make_backend, make_moat):
+    b = make_backend(counted(b"stats"))
+    aport = free_port()
+    cfg = cache_config()
+    cfg["admin"] = {"listen": f"127.0.0.1:{aport}"}
+    m = make_moat([b], cfg)
+    req(m.port, "/st")
+    req(m.port, "/st")
+    req(m.port, "/st")
+    r = req(aport, "/api/cache", host="127.0.0.1")
+    assert r.status == 200, r
+    j = json.loads(r.body)
+    assert j.get("objects") == 1, j
+    assert j.get("bytes", 0) > 0, j
+    assert j.get("hits", 0) >= 2 and j.get("misses", 0) >= 1, j
