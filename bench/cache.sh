@@ -13,9 +13,10 @@
 #      the run directory) and Varnish (-s malloc,256m, thread_pools=1);
 #   3. warms each: GET of every URL of the set (/1k?n=0 .. /1k?n=URLS-1,
 #      the same for /64k), one after the other; then checks that each proxy
-#      serves hits: a second pass over every URL must carry the proxy's hit
-#      marker (moat `Cache-Status: moat; hit`, nginx `X-Cache-Status: HIT`,
-#      Varnish two transaction ids in `X-Varnish`) and must not reach the
+#      serves hits: in a second pass over every URL each answer must be a
+#      200 with the whole body and the proxy's hit marker (moat
+#      `Cache-Status: moat; hit`, nginx `X-Cache-Status: HIT`, Varnish two
+#      transaction ids in `X-Varnish`), and the pass must not reach the
 #      origin. A proxy that fails this stops the benchmark;
 #   4. load: for each size, BENCH_ROUNDS rounds; in each round every proxy
 #      gets one wrk run of BENCH_SECONDS (interleaved: moat nginx varnish
@@ -111,6 +112,24 @@ port_busy() {
 	h=$(printf '%04X' "$1")
 	cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
 		awk -v h="$h" '$4 == "0A" { n = split($2, a, ":"); if (a[n] == h) f = 1 } END { exit !f }'
+}
+
+# ticks PIDS: "PID UTIME+STIME UTIME" for each (cpu_ticks of bench/lib.sh;
+# "0 0" for a process that is gone).
+ticks() {
+	for x in $1; do echo "$x $(cpu_ticks $x)"; done
+}
+
+# ticks_delta BEFORE AFTER: "TICKS USER_TICKS" used between two ticks
+# snapshots, summed over the processes alive at the end. A process that
+# exited in between (nginx's cache loader, which exits a minute after the
+# start) counts nothing rather than minus what it had used.
+ticks_delta() {
+	printf '%s\n--\n%s\n' "$1" "$2" | awk '
+	$1 == "--" { after = 1; next }
+	!after { t[$1] = $2; u[$1] = $3; next }
+	$2 > 0 && $2 >= t[$1] { dt += $2 - t[$1]; du += $3 - u[$1] }
+	END { print dt + 0, du + 0 }'
 }
 
 # origin_count: requests the origin has answered so far (its access log).
@@ -226,7 +245,7 @@ proxy_cmd() {
 	case $1 in
 	moat)
 		moat_conf "$port" "$RUN/moat.yaml"
-		echo "$MOAT -c $RUN/moat.yaml" ;;
+		echo "$MOAT_RUN -c $RUN/moat.yaml" ;;
 	nginx)
 		nginx_conf "$port" "$RUN/nginx"
 		echo "nginx -p $RUN/nginx/ -c $RUN/nginx/nginx.conf -e $RUN/nginx/error.log" ;;
@@ -271,6 +290,13 @@ for p in $WANT; do
 	PROXIES="$PROXIES $p"
 done
 [ -n "$PROXIES" ] || die "nothing to benchmark"
+# A copy, so that a `make` in the same tree during the run (build/moat
+# relinked, or briefly missing) does not change or break what is measured.
+case " $PROXIES " in
+*" moat "*)
+	cp "$MOAT" "$RUN/moat.bin" || die "cannot copy $MOAT"
+	MOAT_RUN=$RUN/moat.bin ;;
+esac
 
 for p in origin $PROXIES; do
 	port_busy "$(port_of $p)" && die "port $(port_of $p) ($p) is in use: set BENCH_PORT"
@@ -295,18 +321,19 @@ urls() {
 	echo "http://127.0.0.1:$1/$2?n=[0-$((URLS - 1))]"
 }
 
-# hit_check PROXY: reads curl's -w lines "STATUS|Cache-Status|X-Cache-Status|
-# X-Varnish|Age" on stdin; prints "H of N hits" (and the first line that was
-# not one); true if every line was a 200 with the proxy's hit marker.
+# hit_check PROXY BYTES: reads curl's -w lines "STATUS|Cache-Status|
+# X-Cache-Status|X-Varnish|Age|BODY_BYTES" on stdin; prints "H of N hits"
+# (and the first line that was not one); true if every line was a 200 of
+# BYTES body bytes with the proxy's hit marker.
 hit_check() {
-	awk -F'|' -v p="$1" '
+	awk -F'|' -v p="$1" -v bytes="$2" '
 	{
 		n++
 		hit = 0
 		if (p == "moat") hit = $2 ~ /^moat; *hit/
 		else if (p == "nginx") hit = $3 == "HIT"
 		else if (p == "varnish") hit = $4 ~ /^[0-9]+ [0-9]+$/
-		if ($1 == 200 && hit) ok++
+		if ($1 == 200 && $6 == bytes && hit) ok++
 		else if (!bad) bad = $0
 	}
 	END {
@@ -333,10 +360,12 @@ for s in $SCENARIOS; do
 		port=$(port_of $p)
 		o0=$(origin_count)
 		timeout 60 curl -s -o /dev/null \
-			-w '%{http_code}|%header{cache-status}|%header{x-cache-status}|%header{x-varnish}|%header{age}\n' \
+			-w '%{http_code}|%header{cache-status}|%header{x-cache-status}|%header{x-varnish}|%header{age}|%{size_download}\n' \
 			"$(urls $port $size)" > "$RUN/check-$p-$size.txt" || true
 		o1=$(origin_count)
-		if ! r=$(hit_check $p < "$RUN/check-$p-$size.txt"); then
+		bytes=1024
+		[ "$size" = 64k ] && bytes=65536
+		if ! r=$(hit_check $p $bytes < "$RUN/check-$p-$size.txt"); then
 			die "$p does not serve /$size?n=N from its cache: $r (see results/cache/check-$p-$size.txt)"
 		fi
 		[ "$o1" = "$o0" ] || die "$p: the second pass over /$size sent $((o1 - o0)) requests to the origin"
@@ -350,8 +379,8 @@ EST=$(( 2 * NP * (WARMUP + ROUNDS * SECS) ))
 log "proxies:$PROXIES; $URLS URLs per size; rounds $ROUNDS x ${SECS}s; about $((EST / 60)) min $((EST % 60)) s"
 
 moat_rev=""
-if [ -x "$MOAT" ]; then
-	moat_rev=$("$MOAT" --version 2>/dev/null | head -1 || true)
+if [ -n "${MOAT_RUN:-}" ]; then
+	moat_rev=$("$MOAT_RUN" --version 2>/dev/null | head -1 || true)
 fi
 {
 	echo "date $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -385,14 +414,15 @@ one_run() {
 	f=$RUN/wrk-$1-$2-r$3.txt
 	pids=$(eval echo \$pids_$2)
 	o0=$(origin_count)
-	c0=$(cpu_ticks "$pids")
+	c0=$(ticks "$pids")
 	$PIN_L timeout $((secs + 20)) wrk -t1 -c"$CONNS" -d"${secs}s" --latency -s "$LUA" \
 		"http://127.0.0.1:$port/$size" -- "$URLS" > "$f" 2>&1 || true
-	c1=$(cpu_ticks "$pids")
+	c1=$(ticks "$pids")
 	o1=$(origin_count)
+	d=$(ticks_delta "$c0" "$c1")
 	res=$(awk '$1 == "result" { $1 = ""; print; exit }' "$f")
 	[ -n "$res" ] || res="0 0 0 - - 0 0"
-	set -- "$1" "$2" "$3" $res $((${c1% *} - ${c0% *})) $((${c1#* } - ${c0#* })) $((o1 - o0))
+	set -- "$1" "$2" "$3" $res $d $((o1 - o0))
 	# scenario proxy round requests seconds rps p50 p99 sock_errors non2xx ticks user_ticks origin
 	if [ "$3" = 0 ]; then
 		echo "$*" >> "$RUN/warmup.tsv"
