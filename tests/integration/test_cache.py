@@ -1106,3 +1106,42 @@ def test_admin_api_cache_stats(make_backend, make_moat):
     assert j.get("objects") == 1, j
     assert j.get("bytes", 0) > 0, j
     assert j.get("hits", 0) >= 2 and j.get("misses", 0) >= 1, j
+
+
+def test_if_range(make_backend, make_moat):
+    body = b"abcdefghijklmnopqrstuvwxyz" * 4
+    o = Origin(plain(body, extra=[("ETag", '"ir"')]))
+    b = make_backend(o)
+    m = make_moat([b], cache_config())
+    req(m.port, "/ir")
+    r = req(m.port, "/ir", [("Range", "bytes=0-4"), ("If-Range", '"ir"')])
+    assert (r.status, r.body) == (206, body[:5]), r
+    r = req(m.port, "/ir", [("Range", "bytes=0-4"), ("If-Range", '"other"')])
+    assert (r.status, r.body) == (200, body), r
+    assert o.hits() == 1
+
+
+def test_purge_from_empty_list_lets_nobody_purge(make_backend, make_moat):
+    b = make_backend(counted(b"locked"))
+    m = make_moat([b], cache_config(store={"purge_from": []}))
+    req(m.port, "/lk")
+    assert purge(m.port, "/lk").status == 403
+    assert_hit(req(m.port, "/lk"), b"locked #1")
+
+
+def test_stored_404_and_301_replayed(make_backend, make_moat):
+    def answer(r, n):
+        if r.target == "/gone":
+            return 404, [("Content-Type", "text/plain"), ("Cache-Control", "max-age=60")], b"not here"
+        return 301, [("Location", "/elsewhere"), ("Cache-Control", "max-age=60")], b""
+    o = Origin(answer)
+    b = make_backend(o)
+    m = make_moat([b], cache_config())
+    for _ in range(2):
+        r = req(m.port, "/gone")
+        assert (r.status, r.body) == (404, b"not here"), r
+        r = req(m.port, "/moved")
+        assert r.status == 301 and r.header("Location") == "/elsewhere", r
+    assert_hit(req(m.port, "/gone"), b"not here")
+    assert_hit(req(m.port, "/moved"))
+    assert o.hits() == 2
