@@ -40,14 +40,18 @@ function ratio(a, b) {
 	return (a == "" || b == "" || b + 0 == 0) ? "–" : sprintf("%.2f", a / b)
 }
 
-# row TITLE METRIC FORMAT: one table line for the current scenario `sc`.
-function row(title, m, f,    p, k, line, v) {
+# row TITLE METRIC FORMAT [NORATIO]: one table line for the current
+# scenario `sc`; with NORATIO, "–" in the ratio columns.
+function row(title, m, f, noratio,    k, line, v) {
 	line = "| " title
 	for (k = 1; k <= np; k++) {
 		v[k] = median(sc SUBSEP plist[k] SUBSEP m)
 		line = line " | " fmt(v[k], f)
 	}
-	line = line " | " ratio(v[1], v[2]) " | " ratio(v[1], v[3]) " |"
+	if (noratio)
+		line = line " | – | – |"
+	else
+		line = line " | " ratio(v[1], v[2]) " | " ratio(v[1], v[3]) " |"
 	print line
 }
 
@@ -124,7 +128,7 @@ END {
 		row("p50 latency ms", "p50", "%.2f")
 		row("CPU µs / request", "cpu", "%.2f")
 		row("of which user space µs", "user", "%.2f")
-		row("proxy CPU busy %", "busy", "%.0f")
+		row("proxy CPU busy % (information)", "busy", "%.0f", 1)
 		total("requests that reached the origin, all rounds", "origin")
 		total("socket errors and non-2xx, all rounds", "errors")
 		print ""
