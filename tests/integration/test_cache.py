@@ -1028,8 +1028,12 @@ def test_memory_budget_evicts_old_objects(make_backend, make_moat):
     r = req(m.port, "/ev/30")
     assert_hit(r)
     assert r.body == pattern_bytes(size, seed=30)
+    # what is still stored (only-if-cached: a miss stores nothing): at most
+    # what fits 1 MiB. The store's LRU is per shard (evictions take each
+    # shard's oldest in turn), so which ones stay is not asserted.
+    kept = [i for i in range(1, 31) if req(m.port, f"/ev/{i}", [("Cache-Control", "only-if-cached")]).status == 200]
+    assert 30 in kept and len(kept) <= 10, kept
     r = req(m.port, "/ev/1")
-    assert not cstatus(r).hit, "the oldest object outlived a store a third its size"
     assert r.body == pattern_bytes(size, seed=1)
     assert m.rss_kib() < 200 * 1024
 
