@@ -385,4 +385,10 @@ void moat_metrics_render(const struct moat_admin_ctx *x, struct moat_text *t)
 	servers(x, t, S_ACTIVE);
 	servers(x, t, S_REQUESTS);
 	process(x, t);
+	{
+		char mod[8192];
+		size_t n = moat_phase_metrics(x->rt, mod, sizeof(mod));
+
+		moat_text_add(t, mod, n);
+	}
 }

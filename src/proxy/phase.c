@@ -406,3 +406,13 @@ int moat_phase_admin(struct moat_runtime *rt, const char *method, const char *pa
 	}
 	return -1;
 }
+
+size_t moat_phase_metrics(struct moat_runtime *rt, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < nmods && n < cap; i++)
+		if (mods[i]->metrics)
+			n += mods[i]->metrics(rt->mod_state[i], out + n, cap - n);
+	return n;
+}

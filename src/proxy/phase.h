@@ -193,6 +193,10 @@ struct moat_mod {
 	 * MOAT_MOD_SERVE with q->serve filled answers instead. */
 	enum moat_mod_verdict (*resp_fail)(struct moat_mod_req *q, int status);
 	void (*txn_end)(void *state, void *slot);
+	/* Prometheus text exposition of the module's own series (families
+	 * with HELP / TYPE), appended to /metrics: writes at most cap bytes
+	 * to out, returns the length. Admin thread. */
+	size_t (*metrics)(void *state, char *out, size_t cap);
 	/* Admin API: `path` after "/api/<name>" ("" or "/..."); writes a JSON
 	 * answer to `out`, returns the HTTP status. */
 	int (*admin)(void *state, const char *method, const char *path, const char *body, size_t body_len,

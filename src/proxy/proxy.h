@@ -336,6 +336,8 @@ int moat_phase_resp_xform(struct moat_client *c, const char *data, size_t len, i
 /* 1 when a module answers instead of the error `status` (t->serve filled). */
 int moat_phase_resp_fail(struct moat_client *c, int status);
 /* Admin API under /api/<module name>: -1 when no module has that name. */
+/* The modules' /metrics series (phase.h's metrics hook); the length. */
+size_t moat_phase_metrics(struct moat_runtime *rt, char *out, size_t cap);
 int moat_phase_admin(struct moat_runtime *rt, const char *method, const char *path, const char *body,
 		     size_t body_len, struct moat_buf *out);
 

@@ -1223,6 +1223,54 @@ static int cm_admin(void *state, const char *method, const char *path, const cha
 	return 200;
 }
 
+/* Prometheus series of the store and the lookups. */
+static size_t cm_metrics(void *state, char *out, size_t cap)
+{
+	struct cache_state *st = state;
+	struct moat_cache_store_stats ss = { 0 };
+	int n;
+
+	if (!st->store)
+		return 0;
+	moat_cache_store_stats(st->store, &ss);
+	n = snprintf(out, cap,
+		     "# HELP moat_cache_lookups_total Cache lookups of GET / HEAD requests, by outcome.\n"
+		     "# TYPE moat_cache_lookups_total counter\n"
+		     "moat_cache_lookups_total{result=\"hit\"} %llu\n"
+		     "moat_cache_lookups_total{result=\"miss\"} %llu\n"
+		     "moat_cache_lookups_total{result=\"stale\"} %llu\n"
+		     "# HELP moat_cache_revalidated_total Stored responses revalidated by a 304 from the backend.\n"
+		     "# TYPE moat_cache_revalidated_total counter\n"
+		     "moat_cache_revalidated_total %llu\n"
+		     "# HELP moat_cache_stored_total Responses stored.\n"
+		     "# TYPE moat_cache_stored_total counter\n"
+		     "moat_cache_stored_total %llu\n"
+		     "# HELP moat_cache_purged_total Objects removed by PURGE or by invalidation.\n"
+		     "# TYPE moat_cache_purged_total counter\n"
+		     "moat_cache_purged_total %llu\n"
+		     "# HELP moat_cache_evictions_total Objects evicted from memory for room.\n"
+		     "# TYPE moat_cache_evictions_total counter\n"
+		     "moat_cache_evictions_total %llu\n"
+		     "# HELP moat_cache_objects Objects held, by tier.\n"
+		     "# TYPE moat_cache_objects gauge\n"
+		     "moat_cache_objects{tier=\"memory\"} %llu\n"
+		     "moat_cache_objects{tier=\"disk\"} %llu\n"
+		     "# HELP moat_cache_bytes Bytes held, by tier.\n"
+		     "# TYPE moat_cache_bytes gauge\n"
+		     "moat_cache_bytes{tier=\"memory\"} %llu\n"
+		     "moat_cache_bytes{tier=\"disk\"} %llu\n"
+		     "# HELP moat_cache_disk_errors_total Disk writes that failed and entries dropped as corrupt.\n"
+		     "# TYPE moat_cache_disk_errors_total counter\n"
+		     "moat_cache_disk_errors_total %llu\n",
+		     (unsigned long long)atomic_load(&st->hits), (unsigned long long)atomic_load(&st->misses),
+		     (unsigned long long)atomic_load(&st->stale), (unsigned long long)atomic_load(&st->revalidated),
+		     (unsigned long long)atomic_load(&st->stored), (unsigned long long)atomic_load(&st->purged),
+		     (unsigned long long)ss.evictions, (unsigned long long)ss.objects,
+		     (unsigned long long)ss.disk_objects, (unsigned long long)ss.bytes,
+		     (unsigned long long)ss.disk_bytes, (unsigned long long)ss.disk_errors);
+	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
 const struct moat_mod moat_mod_cache = {
 	.name = "cache",
 	.start = cm_start,
@@ -1236,4 +1284,5 @@ const struct moat_mod moat_mod_cache = {
 	.resp_fail = cm_resp_fail,
 	.txn_end = cm_txn_end,
 	.admin = cm_admin,
+	.metrics = cm_metrics,
 };
