@@ -22,9 +22,12 @@
  *
  * Owns per txn one small slot and, while a body is compressed, one
  * encoder (its memory per coding: codec.h); both are freed at the end of
- * the body or with the txn. No process or generation state. Per-worker
- * limits on concurrent br / zstd streams (their memory is megabytes each)
- * are not done here yet: every response that qualifies gets its encoder.
+ * the body or with the txn. No generation state. The encoders alive in
+ * the process are bounded (memory per stream: codec.h): past
+ * COMPRESS_HEAVY_MAX br / zstd streams a response that would get one is
+ * gzipped instead (when the client takes gzip), past COMPRESS_GZIP_MAX
+ * gzip streams it is sent uncompressed -- a flood of slow readers cannot
+ * make moat hold gigabytes of compressor state.
  *
  * The encoder runs in RUN mode: output comes out as the codec fills a
  * block, so a slow streamed body reaches the client in bursts. A
@@ -32,6 +35,7 @@
  * type) is flushed on every write instead.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +47,11 @@
 #include "mod/compress/policy.h"
 #include "proxy/phase.h"
 
+#define COMPRESS_HEAVY_MAX 128u  /* br / zstd streams at once: ~3 / ~2 MiB each */
+#define COMPRESS_GZIP_MAX  1024u /* gzip streams at once: ~262 KiB each */
+
+static atomic_uint heavy_live, gzip_live;
+
 _Static_assert(MOAT_CONF_CODING_GZIP == MOAT_AE_BIT(MOAT_AE_GZIP), "conf coding bits are AE bits");
 _Static_assert(MOAT_CONF_CODING_BR == MOAT_AE_BIT(MOAT_AE_BR), "conf coding bits are AE bits");
 _Static_assert(MOAT_CONF_CODING_ZSTD == MOAT_AE_BIT(MOAT_AE_ZSTD), "conf coding bits are AE bits");
@@ -52,8 +61,42 @@ struct cz_slot {
 	int coding;                 /* moat_ae_choose()'s answer over the route's codings */
 	int head;                   /* the request was HEAD */
 	int flush;                  /* flush on every write (a stream of events) */
+	int gzip_ok;                /* the client takes gzip (the fallback under load) */
+	atomic_uint *live;          /* the counter enc is counted in, or NULL */
 	struct moat_encoder *enc;   /* while a body is compressed */
 };
+
+/* Frees the encoder and gives back its place in the count. */
+static void enc_free(struct cz_slot *s)
+{
+	moat_encoder_free(s->enc);
+	s->enc = NULL;
+	if (s->live)
+		atomic_fetch_sub_explicit(s->live, 1, memory_order_relaxed);
+	s->live = NULL;
+}
+
+/* A place for a stream of `coding`; the coding to use (gzip for br / zstd
+ * past their bound when the client takes it), or 0: none. */
+static int take_place(struct cz_slot *s, int coding)
+{
+	if (coding == MOAT_AE_BR || coding == MOAT_AE_ZSTD) {
+		if (atomic_fetch_add_explicit(&heavy_live, 1, memory_order_relaxed) < COMPRESS_HEAVY_MAX) {
+			s->live = &heavy_live;
+			return coding;
+		}
+		atomic_fetch_sub_explicit(&heavy_live, 1, memory_order_relaxed);
+		if (!s->gzip_ok)
+			return 0;
+		coding = MOAT_AE_GZIP;
+	}
+	if (atomic_fetch_add_explicit(&gzip_live, 1, memory_order_relaxed) < COMPRESS_GZIP_MAX) {
+		s->live = &gzip_live;
+		return coding;
+	}
+	atomic_fetch_sub_explicit(&gzip_live, 1, memory_order_relaxed);
+	return 0;
+}
 
 static void route_conf(const struct moat_conf_route_compress *rc, struct moat_compress_conf *cf)
 {
@@ -95,6 +138,7 @@ static enum moat_mod_verdict cz_request(struct moat_mod_req *q)
 	route_conf(&q->route->compress, &cf);
 	moat_ae_from_head(&ae, q->h);
 	s->coding = moat_ae_choose(&ae, cf.offered);
+	s->gzip_ok = (cf.offered & MOAT_AE_BIT(MOAT_AE_GZIP)) && moat_ae_q(&ae, MOAT_AE_GZIP) > 0;
 	s->head = q->h->method_len == 4 && memcmp(q->h->method, "HEAD", 4) == 0;
 	return MOAT_MOD_NEXT;
 }
@@ -152,8 +196,7 @@ static enum moat_mod_rverdict cz_resp_head(struct moat_mod_req *q, struct moat_m
 	if (!s || !q->route)
 		return MOAT_MOD_R_PASS;
 	rc = &q->route->compress;
-	moat_encoder_free(s->enc); /* a head seen before (none expected) */
-	s->enc = NULL;
+	enc_free(s); /* a head seen before (none expected) */
 	route_conf(rc, &cf);
 	head = s->head || r->request_was_head;
 	moat_compress_decide(&cf, r->h, head, s->coding, &d);
@@ -165,15 +208,19 @@ static enum moat_mod_rverdict cz_resp_head(struct moat_mod_req *q, struct moat_m
 	if (!d.vary)
 		return MOAT_MOD_R_PASS;
 	if (d.verdict == MOAT_COMPRESS_YES && !head) {
-		s->enc = moat_encoder_new((enum moat_ae_coding)d.coding, level_of(rc, d.coding), d.body_len);
-		if (!s->enc)
-			MOAT_WARN("%s: compress: no memory for a %s encoder; sent uncompressed",
-				  moat_mod_client_text(q), moat_ae_name(d.coding));
+		int coding = take_place(s, d.coding);
+
+		if (coding) {
+			d.coding = coding;
+			s->enc = moat_encoder_new((enum moat_ae_coding)coding, level_of(rc, coding), d.body_len);
+			if (!s->enc)
+				MOAT_WARN("%s: compress: no memory for a %s encoder; sent uncompressed",
+					  moat_mod_client_text(q), moat_ae_name(coding));
+		}
 	}
 	if ((d.verdict == MOAT_COMPRESS_YES && !head && !s->enc) || add_edits(r, &d) < 0) {
 		/* uncompressed, saying it depends on Accept-Encoding if it can */
-		moat_encoder_free(s->enc);
-		s->enc = NULL;
+		enc_free(s);
 		d.verdict = MOAT_COMPRESS_NO_ACCEPT;
 		d.coding = 0;
 		d.body_len = 0;
@@ -215,8 +262,7 @@ static int cz_resp_body(struct moat_mod_req *q, const char *data, size_t len, in
 			   moat_encoder_name(s->enc), (unsigned long long)moat_encoder_in(s->enc),
 			   (unsigned long long)moat_encoder_out(s->enc), moat_encoder_mem_peak(s->enc));
 		/* the library's memory goes now, not when the txn is logged */
-		moat_encoder_free(s->enc);
-		s->enc = NULL;
+		enc_free(s);
 	}
 	return 0;
 }
@@ -228,7 +274,7 @@ static void cz_txn_end(void *state, void *slot)
 	(void)state;
 	if (!s)
 		return;
-	moat_encoder_free(s->enc);
+	enc_free(s);
 	free(s);
 }
 
