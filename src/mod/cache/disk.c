@@ -424,49 +424,78 @@ static int parse_name(const char *s, uint64_t *id)
 	return 0;
 }
 
-/* Reads and checks one file's metadata; when valid, calls cb. Returns 1
- * kept, 0 removed (invalid, or cb returned -1). */
+int moat_cache_disk_parse(const void *buf, size_t len, uint64_t file_size, struct moat_cache_disk_rec *out)
+{
+	const unsigned char *b = buf;
+	const char *str;
+	struct hdr h;
+	uint64_t slen;
+
+	if (len > file_size || file_size < HDR_LEN)
+		return -1;
+	if (len < HDR_LEN)
+		return HDR_LEN;
+	if (hdr_decode(b, &h) < 0)
+		return -1;
+	slen = strings_len(&h);
+	/* slen < 4 MiB, body_len < 1 TiB: no overflow. */
+	if (HDR_LEN + slen + h.body_len != file_size)
+		return -1;
+	if (len - HDR_LEN < slen)
+		return (int)(HDR_LEN + slen);
+	str = (const char *)b + HDR_LEN;
+	memset(out, 0, sizeof(*out));
+	out->key = str;
+	out->key_len = h.key_len;
+	out->vkey = out->key + out->key_len;
+	out->vkey_len = h.vkey_len;
+	out->head = out->vkey + out->vkey_len;
+	out->head_len = h.head_len;
+	out->tags = out->head + out->head_len;
+	out->tags_len = h.tags_len;
+	if (meta_crc(b, out->key, out->key_len, out->vkey, out->vkey_len, out->head, out->head_len, out->tags,
+		     out->tags_len) != h.meta_crc)
+		return -1;
+	out->request_time = h.request_time;
+	out->response_time = h.response_time;
+	out->body_len = h.body_len;
+	out->file_size = file_size;
+	return 0;
+}
+
+/* Reads and checks one file's metadata (moat_cache_disk_parse); when
+ * valid, calls cb. Returns 1 kept, 0 removed (invalid, or cb returned -1). */
 static int scan_file(struct moat_cache_disk *d, const char *name, uint64_t id,
 		     int (*cb)(void *ctx, const struct moat_cache_disk_rec *r), void *ctx)
 {
 	unsigned char hb[HDR_LEN];
 	struct moat_cache_disk_rec rec;
-	struct hdr h;
 	struct stat st;
-	char *str = NULL;
-	uint64_t slen;
-	int fd, keep = 0;
+	unsigned char *meta = NULL;
+	int fd, keep = 0, rc;
 
 	fd = openat(d->dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		goto invalid;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < HDR_LEN)
 		goto invalid;
-	if (pread_all(fd, hb, HDR_LEN, 0) < 0 || hdr_decode(hb, &h) < 0)
+	if (pread_all(fd, hb, HDR_LEN, 0) < 0)
 		goto invalid;
-	slen = strings_len(&h);
-	if (HDR_LEN + slen + h.body_len != (uint64_t)st.st_size)
+	/* The header alone: invalid, valid (no strings), or how many bytes
+	 * the header and strings take (read them, then parse the whole). */
+	rc = moat_cache_disk_parse(hb, HDR_LEN, (uint64_t)st.st_size, &rec);
+	if (rc > 0) {
+		meta = malloc((size_t)rc);
+		if (!meta)
+			goto invalid;
+		memcpy(meta, hb, HDR_LEN);
+		if (pread_all(fd, meta + HDR_LEN, (uint64_t)rc - HDR_LEN, HDR_LEN) < 0)
+			goto invalid;
+		rc = moat_cache_disk_parse(meta, (size_t)rc, (uint64_t)st.st_size, &rec);
+	}
+	if (rc != 0)
 		goto invalid;
-	str = malloc(slen ? slen : 1);
-	if (!str || pread_all(fd, str, slen, HDR_LEN) < 0)
-		goto invalid;
-	memset(&rec, 0, sizeof(rec));
-	rec.key = str;
-	rec.key_len = h.key_len;
-	rec.vkey = rec.key + rec.key_len;
-	rec.vkey_len = h.vkey_len;
-	rec.head = rec.vkey + rec.vkey_len;
-	rec.head_len = h.head_len;
-	rec.tags = rec.head + rec.head_len;
-	rec.tags_len = h.tags_len;
-	if (meta_crc(hb, rec.key, rec.key_len, rec.vkey, rec.vkey_len, rec.head, rec.head_len, rec.tags,
-		     rec.tags_len) != h.meta_crc)
-		goto invalid;
-	rec.request_time = h.request_time;
-	rec.response_time = h.response_time;
-	rec.body_len = h.body_len;
 	rec.id = id;
-	rec.file_size = (uint64_t)st.st_size;
 	keep = cb(ctx, &rec) == 0;
 	if (!keep)
 		unlinkat(d->dfd, name, 0);
@@ -475,7 +504,7 @@ invalid:
 	MOAT_INFO("cache disk %s: %s is invalid, removed", d->dir, name);
 	unlinkat(d->dfd, name, 0);
 out:
-	free(str);
+	free(meta);
 	if (fd >= 0)
 		close(fd);
 	return keep;

@@ -84,6 +84,20 @@ int moat_cache_disk_read_body(struct moat_cache_disk *d, uint64_t id, void *buf,
  * is written) and its done() gets ok 0. Any thread. */
 void moat_cache_disk_remove(struct moat_cache_disk *d, uint64_t id);
 
+/*
+ * Checks a file's metadata, the pure core of scan (a file is untrusted
+ * input: torn, of another version, or written by someone else).
+ * buf[0..len) are the file's first len bytes; file_size its size. Checks
+ * the magic, the version, the limits, that header + strings + body make
+ * file_size, and the metadata checksum. Returns 0 with *out filled (its
+ * strings point into buf; id 0, file_size set); -1 when invalid (also
+ * when len > file_size, or file_size is less than a header); or, when
+ * buf is too short for the header or the strings, the number of bytes
+ * needed (> len, <= file_size, at most 60 + 4 MiB): call again with that
+ * many. *out is meaningful only on 0. Any thread.
+ */
+int moat_cache_disk_parse(const void *buf, size_t len, uint64_t file_size, struct moat_cache_disk_rec *out);
+
 /* Bytes a file for rec takes (header + strings + body). */
 uint64_t moat_cache_disk_size(const struct moat_cache_disk_rec *rec);
 
