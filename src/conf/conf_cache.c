@@ -210,32 +210,51 @@ static const char *const key_part_names[] = { "host", "path", "query" };
 static const unsigned key_part_bits[] = { MOAT_CONF_CACHE_KEY_HOST, MOAT_CONF_CACHE_KEY_PATH,
 					  MOAT_CONF_CACHE_KEY_QUERY };
 
-static void rc_key(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+/* A list of words, each one of names[0..n), as the OR of their bits in
+ * *out; 0, or -1 after an error at its position. `empty` is the message
+ * for an empty list (NULL: allowed). */
+static int word_bits(struct moat_conf_loader *ld, yaml_node_t *val, const char *what, const char *empty,
+		     const char *const *names, const unsigned *bits, size_t n, unsigned *out)
 {
-	struct moat_conf_route_cache *k = obj;
 	yaml_node_item_t *items;
 	size_t count, i, old;
-	unsigned bits = 0;
+	unsigned acc = 0;
 	int bad = 0;
 
-	items = moat_conf_yaml_list(ld, val, 8, "key parts", &count);
+	items = moat_conf_yaml_list(ld, val, 8, what, &count);
 	if (items == NULL)
-		return;
+		return -1;
+	if (count == 0 && empty) {
+		moat_conf_yaml_error(ld, val, "%s", empty);
+		return -1;
+	}
 	for (i = 0; i < count && !ld->stop; i++) {
 		yaml_node_t *it = moat_conf_yaml_node(ld, items[i]);
 		int w;
 
 		if (it == NULL || moat_conf_yaml_over_budget(ld, it))
-			return;
+			return -1;
 		old = moat_conf_yaml_push_index(ld, i);
-		w = moat_conf_yaml_word(ld, it, key_part_names, MOAT_CONF_NELEM(key_part_names));
+		w = moat_conf_yaml_word(ld, it, names, n);
 		moat_conf_yaml_pop(ld, old);
 		if (w < 0)
 			bad = 1;
 		else
-			bits |= key_part_bits[w];
+			acc |= bits[w];
 	}
-	if (bad)
+	if (bad || ld->stop)
+		return -1;
+	*out = acc;
+	return 0;
+}
+
+static void rc_key(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
+{
+	struct moat_conf_route_cache *k = obj;
+	unsigned bits = 0;
+
+	if (word_bits(ld, val, "key parts", NULL, key_part_names, key_part_bits, MOAT_CONF_NELEM(key_part_names),
+		      &bits) < 0)
 		return;
 	if (!(bits & MOAT_CONF_CACHE_KEY_PATH)) {
 		moat_conf_yaml_error(ld, val, "the key must hold \"path\", like [host, path, query]");
@@ -465,33 +484,10 @@ static const unsigned coding_bits[] = { MOAT_CONF_CODING_GZIP, MOAT_CONF_CODING_
 static void rz_codings(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
 {
 	struct moat_conf_route_compress *z = obj;
-	yaml_node_item_t *items;
-	size_t count, i, old;
 	unsigned bits = 0;
-	int bad = 0;
 
-	items = moat_conf_yaml_list(ld, val, 8, "codings", &count);
-	if (items == NULL)
-		return;
-	if (count == 0) {
-		moat_conf_yaml_error(ld, val, "expected at least one of gzip, br, zstd (or compress: false)");
-		return;
-	}
-	for (i = 0; i < count && !ld->stop; i++) {
-		yaml_node_t *it = moat_conf_yaml_node(ld, items[i]);
-		int w;
-
-		if (it == NULL || moat_conf_yaml_over_budget(ld, it))
-			return;
-		old = moat_conf_yaml_push_index(ld, i);
-		w = moat_conf_yaml_word(ld, it, coding_names, MOAT_CONF_NELEM(coding_names));
-		moat_conf_yaml_pop(ld, old);
-		if (w < 0)
-			bad = 1;
-		else
-			bits |= coding_bits[w];
-	}
-	if (!bad)
+	if (word_bits(ld, val, "codings", "expected at least one of gzip, br, zstd (or compress: false)", coding_names,
+		      coding_bits, MOAT_CONF_NELEM(coding_names), &bits) == 0)
 		z->codings = bits;
 }
 
