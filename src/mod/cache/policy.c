@@ -158,11 +158,11 @@ static int token_ok(const char *s, size_t n)
 /* 1 when Vary holds "*" or a member that is not a field name. */
 static int vary_never(const char *vary, size_t len)
 {
-	size_t pos = 0, mn;
+	size_t pos = 0, mn, n = 0;
 	const char *m;
 
 	while (next_member(vary, len, &pos, &m, &mn))
-		if ((mn == 1 && m[0] == '*') || !token_ok(m, mn))
+		if ((mn == 1 && m[0] == '*') || !token_ok(m, mn) || ++n > MOAT_CACHE_VARY_MAX)
 			return 1;
 	return 0;
 }

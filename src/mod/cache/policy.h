@@ -37,6 +37,11 @@
 #define MOAT_CACHE_ENOSPC (-5502) /* the output does not fit */
 #define MOAT_CACHE_EORIGIN (-5503) /* the URI is of another origin, or not one moat can read */
 
+/* A Vary naming more fields than this (members, duplicates counted) is
+ * read as Vary: * -- never matches, not stored: every lookup computes the
+ * variant key, whose cost grows with the square of the members. */
+#define MOAT_CACHE_VARY_MAX 32
+
 /* Defaults of struct moat_cache_cfg (the config keys will carry them). */
 #define MOAT_CACHE_HEURISTIC_PERCENT 10    /* of (Date - Last-Modified) */
 #define MOAT_CACHE_HEURISTIC_MAX     86400 /* cap of a heuristic lifetime, seconds */
