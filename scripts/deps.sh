@@ -6,7 +6,7 @@ set -eu
 
 profile=${1:-test}
 build="gcc make pkg-config libyaml-dev libmodsecurity-dev modsecurity-crs zlib1g-dev libbrotli-dev libzstd-dev"
-test="$build libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest python3-requests curl chromium chromium-driver python3-selenium cppcheck slowhttptest"
+test="$build libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest python3-requests python3-brotli python3-zstandard curl chromium chromium-driver python3-selenium cppcheck slowhttptest"
 bench="$build nginx-light haproxy varnish wrk valgrind strace"
 case "$profile" in
 	build) want=$build ;;
