@@ -405,6 +405,13 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 		moat_buf_consume(&c->in, headlen);
 		return;
 	}
+	if (hooks == 2 && t->serve.refresh && !t->req_done) {
+		/* A stored answer for a request with a body: no background
+		 * fetch (it would forward a body the client may never send,
+		 * and an Expect: 100-continue would land inside the head
+		 * already queued). The connection closes after the answer. */
+		t->serve.refresh = 0;
+	}
 	if (hooks == 2 && !t->serve.refresh) {
 		/* a module answers (cache hit): no backend request to build */
 		moat_buf_consume(&c->in, headlen);

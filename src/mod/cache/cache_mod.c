@@ -668,6 +668,34 @@ static enum moat_mod_verdict lookup(struct moat_mod_req *q, struct cache_state *
 	return MOAT_MOD_NEXT;
 }
 
+/* An absolute-form target "http[s]://authority[/path]": *target becomes
+ * the path ("/" when there is none) and *host the authority. Other
+ * targets are left alone. */
+static void absolute_split(const char **target, size_t *tlen, const char **host, size_t *host_len)
+{
+	const char *t = *target, *a, *e = *target + *tlen, *p;
+	size_t skip;
+
+	if (*tlen > 7 && strncasecmp(t, "http://", 7) == 0)
+		skip = 7;
+	else if (*tlen > 8 && strncasecmp(t, "https://", 8) == 0)
+		skip = 8;
+	else
+		return;
+	a = t + skip;
+	for (p = a; p < e && *p != '/' && *p != '?'; p++)
+		;
+	*host = a;
+	*host_len = (size_t)(p - a);
+	if (p == e) {
+		*target = "/";
+		*tlen = 1;
+	} else {
+		*target = p; /* "http://h?q" stays unkeyed: moat refuses it anyway */
+		*tlen = (size_t)(e - p);
+	}
+}
+
 static enum moat_mod_verdict cm_request(struct moat_mod_req *q)
 {
 	struct cache_state *st = q->state;
@@ -697,11 +725,15 @@ static enum moat_mod_verdict cm_request(struct moat_mod_req *q)
 	{
 		char kb[KEY_MAX];
 		struct kbuf k = { kb, 0, sizeof(kb) };
-		const char *target = h->target;
-		size_t tlen = h->target_len;
+		const char *target = h->target, *host = h->host;
+		size_t tlen = h->target_len, host_len = h->host_len;
 
+		/* absolute-form: the authority is the host (RFC 9112 §3.2.2),
+		 * as moat routed it; the key and PURGE see the same request
+		 * as in origin-form */
+		absolute_split(&target, &tlen, &host, &host_len);
 		if (!tlen || target[0] != '/' ||
-		    build_key(rc, h->host, h->host_len, target, tlen, h->headers, h->nheaders, &k) < 0) {
+		    build_key(rc, host, host_len, target, tlen, h->headers, h->nheaders, &k) < 0) {
 			s->kind = K_OTHER;
 			return MOAT_MOD_NEXT;
 		}
@@ -710,12 +742,12 @@ static enum moat_mod_verdict cm_request(struct moat_mod_req *q)
 			return MOAT_MOD_NEXT;
 		memcpy(s->key, kb, k.len);
 		s->key_len = k.len;
-		if (h->host) {
-			s->host = malloc(h->host_len + 1);
+		if (host) {
+			s->host = malloc(host_len + 1);
 			if (s->host) {
-				memcpy(s->host, h->host, h->host_len);
-				s->host[h->host_len] = '\0';
-				s->host_len = h->host_len;
+				memcpy(s->host, host, host_len);
+				s->host[host_len] = '\0';
+				s->host_len = host_len;
 			}
 		}
 	}
