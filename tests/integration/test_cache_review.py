@@ -10,7 +10,7 @@ import threading
 import time
 
 from cache_util import Origin, assert_hit, assert_miss, cache_config, counted, cstatus, req
-from harness import Client, build_request, parse_head, t
+from harness import Client, build_request, make_config, parse_head, t
 
 
 def plain(body, cc="max-age=60", extra=(), ctype="text/plain"):
@@ -388,3 +388,213 @@ def test_304_with_private_and_set_cookie_on_revalidation(make_backend, make_moat
     r2 = req(m.port, "/c")
     assert_hit(r2, b"doc")
     assert not r2.has_header("Set-Cookie"), r2.headers
+
+
+# --------------------------------------------------------------------------
+# Compression edge cases (with and without the cache)
+
+
+def zconfig(cache=True):
+    return cache_config(route_cache=True if cache else None, compress=True)
+
+
+def test_compress_empty_body_chunked_trailers_http10_head(make_backend, make_moat):
+    import gzip
+    text = b"<p>" + b"compressible text " * 100 + b"</p>"
+
+    def handler(req, conn):
+        req.read_body()
+        p = req.target
+        if p == "/empty":
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 0\r\n\r\n")
+        elif p == "/empty-chunked":
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        elif p == "/trailers":
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n"
+                      b"Trailer: X-Sum\r\n\r\n" + b"%x\r\n" % len(text) + text + b"\r\n0\r\nX-Sum: 1\r\n\r\n")
+        else:
+            conn.send_response(200, text, [("Content-Type", "text/html"), ("ETag", '"s"')], req=req)
+    b = make_backend(handler)
+    m = make_moat([b], {"routes": [{"upstream": "app", "compress": True}]})
+    ae = [("Accept-Encoding", "gzip")]
+    for path in ("/empty", "/empty-chunked"):
+        with Client(m.port) as c:
+            r = c.request("GET", path, ae)
+            body = gzip.decompress(r.body) if r.header("Content-Encoding") == "gzip" else r.body
+            assert r.status == 200 and body == b"", (path, r)
+            r = c.request("GET", "/doc", ae + [("Connection", "close")])
+            assert gzip.decompress(r.body) == text
+    with Client(m.port) as c:
+        r = c.request("GET", "/trailers", ae)
+        assert gzip.decompress(r.body) == text, r
+        r = c.request("GET", "/doc", ae + [("Connection", "close")])
+        assert gzip.decompress(r.body) == text
+    r = req(m.port, "/doc", ae, version="HTTP/1.0")
+    assert r.framing == "close" and gzip.decompress(r.body) == text, r
+    with Client(m.port) as c:
+        r = c.request("HEAD", "/doc", ae)
+        assert r.header("Content-Encoding") == "gzip" and not r.has_header("Content-Length"), r.headers
+        r = c.request("GET", "/doc", ae + [("Connection", "close")])
+        assert gzip.decompress(r.body) == text
+
+
+def test_compress_cache_head_first_then_get(make_backend, make_moat):
+    import gzip
+    text = b"x" * 5000
+    o = Origin(plain(text, ctype="text/plain", extra=[("ETag", '"h"')]))
+    b = make_backend(o)
+    m = make_moat([b], zconfig())
+    ae = [("Accept-Encoding", "gzip")]
+    r = req(m.port, "/hf", ae, method="HEAD")
+    assert r.header("Content-Encoding") == "gzip", r.headers
+    r = req(m.port, "/hf", ae)
+    assert gzip.decompress(r.body) == text
+    r = req(m.port, "/hf", ae)
+    assert_hit(r)
+    assert gzip.decompress(r.body) == text
+    r = req(m.port, "/hf", ae, method="HEAD")
+    assert_hit(r)
+    assert r.header("Content-Encoding") == "gzip" and r.body == b"", r
+    r = req(m.port, "/hf")
+    assert r.body == text and not r.has_header("Content-Encoding"), r.headers
+    # HTTP/1.0 hit of the compressed variant: a length, no chunks
+    r = req(m.port, "/hf", ae, version="HTTP/1.0")
+    assert gzip.decompress(r.body) == text and r.framing == "length", r
+
+
+def test_client_gone_mid_compressed_body(make_backend, make_moat):
+    big = b"abcdefghij" * 400000   # 4 MB, compressible
+
+    def handler(req, conn):
+        req.read_body()
+        try:
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: max-age=60\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n")
+            for i in range(0, len(big), 65536):
+                part = big[i:i + 65536]
+                conn.send(b"%x\r\n" % len(part) + part + b"\r\n")
+                time.sleep(0.001)
+            conn.send(b"0\r\n\r\n")
+        except OSError:
+            pass
+    b = make_backend(handler)
+    m = make_moat([b], zconfig())
+    for coding in ("gzip", "br", "zstd"):
+        c = Client(m.port, rcvbuf=4096)
+        c.send(build_request("GET", "/gone-" + coding, [("Accept-Encoding", coding)]))
+        c.reader.read_until(b"\r\n\r\n")
+        c.sock.recv(100)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        c.close()
+    time.sleep(t(0.5))
+    r = req(m.port, "/ok", [("Accept-Encoding", "gzip")])
+    assert r.status == 200
+
+
+# --------------------------------------------------------------------------
+# Memory, eviction, reloads
+
+
+def test_slow_readers_of_a_10mib_object_stay_bounded(make_backend, make_moat):
+    big = bytes(range(256)) * (40 * 1024)      # 10 MiB
+    o = Origin(plain(big, ctype="application/octet-stream"))
+    b = make_backend(o)
+    m = make_moat([b], cache_config(store={"memory": "64MiB", "max_object": "16MiB"}))
+    assert len(req(m.port, "/10m").body) == len(big)
+    base = m.rss_kib()
+    clients = []
+    for _ in range(20):
+        c = Client(m.port, rcvbuf=8192)
+        c.send(build_request("GET", "/10m"))
+        clients.append(c)
+    time.sleep(t(1.0))
+    grew = m.rss_kib() - base
+    for c in clients:
+        c.close()
+    # 20 readers of 10 MiB each must not copy it (200 MiB)
+    assert grew < 40 * 1024, f"RSS grew {grew} KiB with 20 slow readers"
+
+
+def test_eviction_while_serving_under_concurrency(make_backend, make_moat):
+    def answer(r, n):
+        size = 200_000 + (hash(r.target) % 1000)
+        body = (r.target.encode() * (size // len(r.target) + 1))[:size]
+        return 200, [("Content-Type", "application/octet-stream"), ("Cache-Control", "max-age=60")], body
+    o = Origin(answer)
+    b = make_backend(o)
+    m = make_moat([b], cache_config(store={"memory": "1MiB", "max_object": "1MiB"}))
+    errors = []
+
+    def worker(k):
+        try:
+            for i in range(30):
+                target = "/ev%d" % ((i * 7 + k) % 12)
+                c = Client(m.port, rcvbuf=16384 if i % 3 == 0 else None)
+                c.send(build_request("GET", target, [("Connection", "close")]))
+                if i % 5 == 0:
+                    c.reader.read_until(b"\r\n\r\n")
+                    c.close()
+                    continue
+                r = c.read_response()
+                c.close()
+                want = (target.encode() * (200_000 // len(target) + 2))
+                if r.status != 200 or not want.startswith(r.body[:1000]) or len(r.body) < 200_000:
+                    errors.append((target, r.status, len(r.body)))
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+    ths = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join(t(60))
+    assert not errors, errors[:5]
+
+
+def test_reload_with_smaller_memory_while_serving(make_backend, make_moat):
+    big = bytes(range(256)) * (8 * 1024)       # 2 MiB
+    o = Origin(plain(big, ctype="application/octet-stream"), delay=lambda r, n: 0.3)
+    b = make_backend(o)
+    cfg = cache_config(store={"memory": "64MiB"})
+    m = make_moat([b], cfg)
+    for i in range(8):
+        assert len(req(m.port, "/rl%d" % i).body) == len(big)
+    readers = []
+    for i in range(8):
+        c = Client(m.port, rcvbuf=8192)
+        c.send(build_request("GET", "/rl%d" % i, [("Connection", "close")]))
+        readers.append(c)
+    fetchers = []
+    for i in range(4):
+        c = Client(m.port)
+        c.send(build_request("GET", "/new%d" % i, [("Connection", "close")]))
+        fetchers.append(c)
+    small = cache_config(store={"memory": "1MiB", "max_object": "1MiB"})
+    m.reload(make_config([b], small, port=m.port))
+    for c in readers:
+        r = c.read_response()
+        assert r.body == big
+        c.close()
+    for c in fetchers:
+        r = c.read_response()
+        assert r.body == big
+        c.close()
+    m.reload(make_config([b], cache_config(store={"memory": "32MiB"}), port=m.port))
+    assert len(req(m.port, "/rl0").body) == len(big)
+
+
+def test_key_header_values_are_not_cut(make_backend, make_moat):
+    """key_headers: [Cookie] splits the cache per cookie; two cookies that
+    share their first KiB (long tracking cookies first, the session
+    last) are two entries, never one user's page for another."""
+    def answer(r, n):
+        cookie = r.header("Cookie") or ""
+        return 200, [("Content-Type", "text/plain"), ("Cache-Control", "max-age=60")], \
+            ("page of " + cookie.rsplit("; ", 1)[-1]).encode()
+    o = Origin(answer)
+    b = make_backend(o)
+    m = make_moat([b], cache_config(route_cache={"key_headers": ["Cookie"]}))
+    prefix = "_ga=" + "G" * 1100 + "; "
+    ra = req(m.port, "/me", [("Cookie", prefix + "session=alice")])
+    assert ra.body.endswith(b"session=alice"), ra
+    rb = req(m.port, "/me", [("Cookie", prefix + "session=bob")])
+    assert rb.body.endswith(b"session=bob"), f"bob got {rb.body!r} ({rb.header('Cache-Status')})"

@@ -272,15 +272,19 @@ static int build_key(const struct moat_conf_route_cache *rc, const char *host, s
 		}
 	}
 	for (size_t i = 0; i < rc->nkey_headers; i++) {
-		char v[1024];
-		int found;
-		size_t n = joined(f, nf, rc->key_headers[i], strlen(rc->key_headers[i]), v, sizeof(v), &found);
+		size_t nl = strlen(rc->key_headers[i]);
+		int found = 0;
 
+		/* whole values, never cut: values that share a prefix are
+		 * other entries (a key too long for KEY_MAX is no key) */
 		kput(k, "\n", 1);
-		kput(k, rc->key_headers[i], strlen(rc->key_headers[i]));
-		if (found) {
-			kput(k, ":", 1);
-			kput(k, v, n);
+		kput(k, rc->key_headers[i], nl);
+		for (size_t j = 0; j < nf; j++) {
+			if (!moat_h1_name_is(&f[j], rc->key_headers[i], nl))
+				continue;
+			kput(k, found ? "," : ":", 1);
+			kput(k, f[j].value, f[j].value_len);
+			found = 1;
 		}
 	}
 	return k->len <= k->cap ? 0 : -1;
