@@ -598,3 +598,69 @@ def test_key_header_values_are_not_cut(make_backend, make_moat):
     assert ra.body.endswith(b"session=alice"), ra
     rb = req(m.port, "/me", [("Cookie", prefix + "session=bob")])
     assert rb.body.endswith(b"session=bob"), f"bob got {rb.body!r} ({rb.header('Cache-Status')})"
+
+
+def test_304_carrying_content_encoding_keeps_the_stored_one(make_backend, make_moat):
+    """A backend that serves a gzip file and repeats Content-Encoding in
+    its 304: the merged head must keep saying gzip (the stored body is
+    gzip); the field was dropped from the stored head and not re-added."""
+    import gzip
+    gz = gzip.compress(b"precompressed body " * 50)
+
+    def handler(req, conn):
+        req.read_body()
+        if req.header("If-None-Match"):
+            conn.send(b"HTTP/1.1 304 Not Modified\r\nETag: \"g\"\r\nCache-Control: max-age=60\r\n"
+                      b"Content-Encoding: gzip\r\nContent-Length: 0\r\nVary: Accept-Encoding\r\n\r\n")
+        else:
+            conn.send_response(200, gz, [("Cache-Control", "max-age=1"), ("ETag", '"g"'),
+                                         ("Content-Type", "text/plain"), ("Content-Encoding", "gzip"),
+                                         ("Vary", "Accept-Encoding")])
+    b = make_backend(handler)
+    m = make_moat([b], cache_config())
+    ae = [("Accept-Encoding", "gzip")]
+    assert req(m.port, "/gz", ae).header("Content-Encoding") == "gzip"
+    time.sleep(1.5)
+    r = req(m.port, "/gz", ae)
+    assert cstatus(r).fwd_status == 304, r
+    assert r.header("Content-Encoding") == "gzip", r.headers
+    # the backend's own strong tag stays strong (moat did not encode it)
+    assert r.header("ETag") == '"g"', r.headers
+    r = req(m.port, "/gz", ae)
+    assert_hit(r)
+    assert r.header("Content-Encoding") == "gzip", r.headers
+    assert gzip.decompress(r.body).startswith(b"precompressed")
+
+
+def test_key_query_names_that_prefix_each_other(make_backend, make_moat):
+    o = counted(b"q")
+    b = make_backend(o)
+    m = make_moat([b], cache_config(route_cache={"key_query": ["page", "pagesize"]}))
+    r1 = req(m.port, "/l?page=1")
+    assert_hit(req(m.port, "/l?page=1&utm=x"), r1.body)
+    assert_miss(req(m.port, "/l?pagesize=1"))
+    assert_miss(req(m.port, "/l?pag=1&page=1&pagesize=2"))
+    assert_hit(req(m.port, "/l?pagesize=2&page=1"), None)
+
+
+def test_304_merged_into_a_variant_moat_compressed_keeps_a_weak_tag(make_backend, make_moat):
+    import gzip
+    text = b"some text to compress " * 100
+
+    def handler(req, conn):
+        req.read_body()
+        if req.header("If-None-Match"):
+            conn.send(b"HTTP/1.1 304 Not Modified\r\nETag: \"s1\"\r\nCache-Control: max-age=60\r\n\r\n")
+        else:
+            conn.send_response(200, text, [("Cache-Control", "max-age=1"), ("ETag", '"s1"'),
+                                           ("Content-Type", "text/plain")])
+    b = make_backend(handler)
+    m = make_moat([b], zconfig())
+    ae = [("Accept-Encoding", "gzip")]
+    r = req(m.port, "/w", ae)
+    assert r.header("ETag") == 'W/"s1"' and r.header("Content-Encoding") == "gzip", r.headers
+    time.sleep(1.5)
+    r = req(m.port, "/w", ae)
+    assert cstatus(r).fwd_status == 304, r
+    assert r.header("ETag") == 'W/"s1"' and r.header("Content-Encoding") == "gzip", r.headers
+    assert gzip.decompress(r.body) == text

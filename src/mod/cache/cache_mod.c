@@ -260,7 +260,7 @@ static int build_key(const struct moat_conf_route_cache *rc, const char *host, s
 					const char *amp = memchr(p, '&', (size_t)(end - p));
 					size_t n = amp ? (size_t)(amp - p) : (size_t)(end - p);
 
-					if (param_kept(rc, p, n) && (n == nl || p[nl] == '=') &&
+					if (param_kept(rc, p, n) && (n == nl || (n > nl && p[nl] == '=')) &&
 					    memcmp(p, rc->key_query[i], nl) == 0) {
 						kput(k, first ? "?" : "&", 1);
 						kput(k, p, n);
@@ -929,6 +929,20 @@ static int name_listed(const struct moat_h1_header *x, char *const *names, size_
 	return 0;
 }
 
+/* A 304 field that is not merged: what the client's head never carries,
+ * and Content-Encoding (the stored body keeps its own coding). The
+ * stored field of the same name stays. */
+static int merge_skip(const struct moat_mod_req *q, const struct moat_h1_header *x)
+{
+	return moat_h1_name_is(x, "content-length", 14) || moat_h1_name_is(x, "transfer-encoding", 17) ||
+	       moat_h1_name_is(x, "connection", 10) || moat_h1_name_is(x, "keep-alive", 10) ||
+	       moat_h1_name_is(x, "set-cookie", 10) || moat_h1_name_is(x, "content-encoding", 16) ||
+	       moat_h1_name_is(x, "cache-tag", 9) || moat_h1_name_is(x, "surrogate-key", 13) ||
+	       moat_h1_name_is(x, "proxy-connection", 16) || moat_h1_name_is(x, "upgrade", 7) ||
+	       moat_h1_name_is(x, "te", 2) || name_listed(x, q->conf->hide_headers, q->conf->nhide_headers) ||
+	       name_listed(x, q->route->strip_headers, q->route->nstrip_headers);
+}
+
 static struct moat_cache_obj *merge_304(struct moat_mod_req *q, struct cache_state *st, struct cslot *s,
 					const struct moat_h1_head *h)
 {
@@ -937,8 +951,10 @@ static struct moat_cache_obj *merge_304(struct moat_mod_req *q, struct cache_sta
 	struct moat_cache_obj *n;
 	char *head;
 	size_t cap = o->head_len + 4096, len;
-	int encoded = memmem(o->head, o->head_len, "\nContent-Encoding:", 18) != NULL ||
-		      memmem(o->head, o->head_len, "\ncontent-encoding:", 18) != NULL;
+	/* a variant moat compressed has a weak tag where the backend's is
+	 * strong: the 304's tag is weakened the same way (a backend's own
+	 * encoding keeps its strong tag) */
+	int weak = o->resp.etag && o->resp.etag_len > 2 && o->resp.etag[0] == 'W' && o->resp.etag[1] == '/';
 
 	if (!p)
 		return NULL;
@@ -959,7 +975,8 @@ static struct moat_cache_obj *merge_304(struct moat_mod_req *q, struct cache_sta
 			break;
 		for (size_t i = 0; colon && i < h->nheaders && !replaced; i++)
 			if (h->headers[i].name_len == (size_t)(colon - p) &&
-			    strncasecmp(h->headers[i].name, p, h->headers[i].name_len) == 0)
+			    strncasecmp(h->headers[i].name, p, h->headers[i].name_len) == 0 &&
+			    !merge_skip(q, &h->headers[i]))
 				replaced = 1;
 		if (!replaced) {
 			memcpy(head + len, p, ln);
@@ -970,19 +987,13 @@ static struct moat_cache_obj *merge_304(struct moat_mod_req *q, struct cache_sta
 	for (size_t i = 0; i < h->nheaders; i++) {
 		const struct moat_h1_header *x = &h->headers[i];
 
-		if (moat_h1_name_is(x, "content-length", 14) || moat_h1_name_is(x, "transfer-encoding", 17) ||
-		    moat_h1_name_is(x, "connection", 10) || moat_h1_name_is(x, "keep-alive", 10) ||
-		    moat_h1_name_is(x, "set-cookie", 10) || moat_h1_name_is(x, "content-encoding", 16) ||
-		    moat_h1_name_is(x, "cache-tag", 9) || moat_h1_name_is(x, "surrogate-key", 13) ||
-		    moat_h1_name_is(x, "proxy-connection", 16) || moat_h1_name_is(x, "upgrade", 7) ||
-		    moat_h1_name_is(x, "te", 2) || name_listed(x, q->conf->hide_headers, q->conf->nhide_headers) ||
-		    name_listed(x, q->route->strip_headers, q->route->nstrip_headers))
-			continue; /* what the client's head never carries */
+		if (merge_skip(q, x))
+			continue;
 		memcpy(head + len, x->name, x->name_len);
 		len += x->name_len;
 		memcpy(head + len, ": ", 2);
 		len += 2;
-		if (encoded && moat_h1_name_is(x, "etag", 4) && !(x->value_len > 2 && x->value[0] == 'W')) {
+		if (weak && moat_h1_name_is(x, "etag", 4) && !(x->value_len > 2 && x->value[0] == 'W')) {
 			/* the stored variant is compressed by moat: its tag is weak */
 			memcpy(head + len, "W/", 2);
 			len += 2;
