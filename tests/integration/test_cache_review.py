@@ -664,3 +664,71 @@ def test_304_merged_into_a_variant_moat_compressed_keeps_a_weak_tag(make_backend
     assert cstatus(r).fwd_status == 304, r
     assert r.header("ETag") == 'W/"s1"' and r.header("Content-Encoding") == "gzip", r.headers
     assert gzip.decompress(r.body) == text
+
+
+def test_head_stale_if_error_and_empty_object_ranges(make_backend, make_moat):
+    state = {"down": False}
+
+    def handler(req, conn):
+        req.read_body()
+        if state["down"]:
+            conn.send_response(503, b"down", [("Content-Type", "text/plain")], req=req)
+        elif req.target == "/empty":
+            conn.send_response(200, b"", [("Cache-Control", "max-age=60"), ("Content-Type", "text/plain")], req=req)
+        else:
+            conn.send_response(200, b"stale body", [("Cache-Control", "max-age=1, stale-if-error=60"),
+                                                    ("Content-Type", "text/plain")], req=req)
+    b = make_backend(handler)
+    m = make_moat([b], cache_config())
+    assert req(m.port, "/s").body == b"stale body"
+    assert req(m.port, "/empty").status == 200
+    for rng in ("bytes=0-0", "bytes=-1", "bytes=0-", "bytes=-0"):
+        r = req(m.port, "/empty", [("Range", rng)])
+        assert r.status in (200, 416) and r.body == b"", (rng, r)
+    time.sleep(1.5)
+    state["down"] = True
+    with Client(m.port) as c:
+        r = c.request("HEAD", "/s")
+        assert r.status == 200 and r.header("Content-Length") == "10", r
+        assert cstatus(r).detail == "stale-if-error"
+        r = c.request("GET", "/s", [("Connection", "close")])
+        assert r.status == 200 and r.body == b"stale body", r
+
+
+def test_pipelined_requests_behind_a_coalesced_wait(make_backend, make_moat):
+    o = Origin(plain(b"slow one"), delay=lambda r, n: 0.6 if r.target == "/cw" else 0)
+    b = make_backend(o)
+    m = make_moat([b], cache_config())
+    first = Client(m.port)
+    first.send(build_request("GET", "/cw"))
+    time.sleep(0.2)
+    with Client(m.port) as c:
+        c.send(build_request("GET", "/cw") + build_request("GET", "/cw2")
+               + build_request("GET", "/cw", [("Expect", "100-continue"), ("Content-Length", "3")]))
+        r1 = c.read_response()
+        r2 = c.read_response()
+        r3 = c.read_response()
+        assert_hit(r1, b"slow one")
+        assert r2.body == b"slow one" and r2.status == 200
+        assert r3.status == 200 and r3.body == b"slow one", r3
+        c.send(b"abc")
+    assert first.read_response().body == b"slow one"
+    first.close()
+    assert o.hits("/cw") == 1
+
+
+def test_stored_204_hit_has_no_content_length(make_backend, make_moat):
+    """RFC 9110 §8.6: no Content-Length in a 204."""
+    def handler(req, conn):
+        req.read_body()
+        conn.send(b"HTTP/1.1 204 No Content\r\nCache-Control: max-age=60\r\n\r\n")
+    b = make_backend(handler)
+    m = make_moat([b], cache_config())
+    r = req(m.port, "/nc")
+    assert r.status == 204 and not r.has_header("Content-Length"), r.headers
+    with Client(m.port) as c:
+        r = c.request("GET", "/nc")
+        assert_hit(r)
+        assert r.status == 204 and not r.has_header("Content-Length"), r.headers
+        r = c.request("GET", "/nc", [("Connection", "close")])
+        assert r.status == 204

@@ -436,7 +436,8 @@ static void serve_obj(struct moat_mod_req *q, struct cslot *s, struct moat_cache
 	sv->release = obj_release;
 	sv->body = o->body;
 	sv->body_len = o->body_len;
-	sv->content_length = (int64_t)o->body_len;
+	/* a 204 has no Content-Length (RFC 9110 §8.6) */
+	sv->content_length = o->resp.status == 204 ? -1 : (int64_t)o->body_len;
 	sv->status = o->resp.status;
 	if (o->resp.status == 200 && (has_inm || has_ims) &&
 	    moat_cache_not_modified(&o->resp, has_inm ? inm : NULL, inm_len, has_ims ? ims : NULL, ims_len)) {
