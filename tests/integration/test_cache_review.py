@@ -732,3 +732,21 @@ def test_stored_204_hit_has_no_content_length(make_backend, make_moat):
         assert r.status == 204 and not r.has_header("Content-Length"), r.headers
         r = c.request("GET", "/nc", [("Connection", "close")])
         assert r.status == 204
+
+
+def test_purge_without_a_key_is_never_forwarded(make_backend, make_moat):
+    """PURGE * and a PURGE whose key does not fit: refused from outside
+    purge_from (they went to the backend), answered locally inside it."""
+    o = Origin(plain(b"tagged", extra=[("Cache-Tag", "t1")]))
+    b = make_backend(o)
+    m = make_moat([b], cache_config(store={"purge_from": ["127.0.0.1/32"]}))
+    assert req(m.port, "/pk").status == 200
+    long_target = "/pk?" + "a" * 9000
+    for target in ("*", long_target):
+        r = req(m.port, target, method="PURGE", source="127.0.0.2")
+        assert r.status in (403, 414, 431), (target[:10], r)
+        r = req(m.port, target, method="PURGE")
+        assert r.status in (200, 414, 431), (target[:10], r)
+    r = req(m.port, "*", method="PURGE", headers=[("Cache-Tag", "t1")])
+    assert r.status == 200 and b'"purged": 1' in r.body, r
+    assert all(rq.method != "PURGE" for rq in b.requests), [rq.method for rq in b.requests]

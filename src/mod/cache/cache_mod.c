@@ -545,7 +545,7 @@ static enum moat_mod_verdict do_purge(struct moat_mod_req *q, struct cache_state
 			if (p > t)
 				n += moat_cache_purge_tag(st->store, t, (size_t)(p - t));
 		}
-	} else {
+	} else if (s->key) {
 		n = moat_cache_purge_key(st->store, s->key, s->key_len);
 	}
 	atomic_fetch_add(&st->purged, n);
@@ -740,6 +740,10 @@ static enum moat_mod_verdict cm_request(struct moat_mod_req *q)
 		if (!tlen || target[0] != '/' ||
 		    build_key(rc, host, host_len, target, tlen, h->headers, h->nheaders, &k) < 0) {
 			s->kind = K_OTHER;
+			/* a PURGE is never forwarded ("PURGE *", a key too
+			 * long): refused, or answered by its tags alone */
+			if (h->method_len == 5 && memcmp(h->method, "PURGE", 5) == 0)
+				return do_purge(q, st, s);
 			return MOAT_MOD_NEXT;
 		}
 		s->key = malloc(k.len);
