@@ -297,6 +297,14 @@ int moat_phase_body(struct moat_client *c, const char *body, size_t len, int com
 	return moat_phase_request(c, NULL);
 }
 
+int moat_phase_resp_wanted(const struct moat_txn *t)
+{
+	for (size_t i = 0; i < nmods; i++)
+		if (t->mod_slot[i] && (mods[i]->resp_head || mods[i]->resp_fail))
+			return 1;
+	return 0;
+}
+
 enum moat_mod_rverdict moat_phase_resp_head(struct moat_client *c, struct moat_mod_resp *r)
 {
 	struct moat_txn *t = c->txn;
@@ -308,7 +316,7 @@ enum moat_mod_rverdict moat_phase_resp_head(struct moat_client *c, struct moat_m
 	for (size_t i = 0; i < nmods; i++) {
 		enum moat_mod_rverdict v;
 
-		if (!mods[i]->resp_head)
+		if (!mods[i]->resp_head || !t->mod_slot[i])
 			continue;
 		fill_req(&q, c, i, &rep);
 		v = mods[i]->resp_head(&q, r);
@@ -372,7 +380,7 @@ int moat_phase_resp_fail(struct moat_client *c, int status)
 	if (!t->route)
 		return 0;
 	for (size_t i = 0; i < nmods; i++) {
-		if (!mods[i]->resp_fail)
+		if (!mods[i]->resp_fail || !t->mod_slot[i])
 			continue;
 		fill_req(&q, c, i, &rep);
 		if (mods[i]->resp_fail(&q, status) == MOAT_MOD_SERVE) {

@@ -182,7 +182,9 @@ struct moat_mod {
 	enum moat_mod_verdict (*body)(struct moat_mod_req *q);
 	void (*offense)(void *state, const struct moat_conf *conf, const struct sockaddr *client, int offense,
 			uint64_t now_ms);
-	/* The response (see enum moat_mod_rverdict). */
+	/* The response (see enum moat_mod_rverdict). resp_head and resp_fail
+	 * run only for a module that set its per-txn slot in `request`: a
+	 * request without any costs nothing here. */
 	enum moat_mod_rverdict (*resp_head)(struct moat_mod_req *q, struct moat_mod_resp *r);
 	void (*resp_sent)(struct moat_mod_req *q, const char *head, size_t len);
 	/* Watchers: data as sent (sink NULL); the transformer: input, output to

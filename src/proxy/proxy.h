@@ -329,6 +329,9 @@ void moat_phase_offense(struct moat_client *c, const struct sockaddr *client, in
 void moat_phase_txn_end(struct moat_txn *t);
 /* The response hooks (phase.h). resp_head: R_SERVE (t->serve filled),
  * R_TRANSFORM (t->resp_xform), R_WATCH (t->resp_watch) or R_PASS. */
+/* Whether a module with a per-txn slot has a response hook (the resp_*
+ * hooks run only for modules holding a slot). */
+int moat_phase_resp_wanted(const struct moat_txn *t);
 enum moat_mod_rverdict moat_phase_resp_head(struct moat_client *c, struct moat_mod_resp *r);
 void moat_phase_resp_sent(struct moat_client *c, const char *head, size_t len);
 int moat_phase_resp_watch(struct moat_client *c, const char *data, size_t len, int end);

@@ -1437,13 +1437,17 @@ static int parse_response_head(struct moat_client *c, struct moat_txn *t, struct
 		if (!t->req_done && !t->sink)
 			t->keepalive = 0;
 		/* the modules: cache store, compression, a stored answer instead */
-		memset(&mr, 0, offsetof(struct moat_mod_resp, extra));
+		rv = MOAT_MOD_R_PASS;
+		mr.nhide = 0;
 		mr.extra_len = 0;
-		mr.h = &h;
-		mr.request_was_head = t->is_head;
-		mr.has_length = h.framing == MOAT_H1_BODY_LENGTH;
-		mr.body_len = mr.has_length ? h.content_length : 0;
-		rv = t->route ? moat_phase_resp_head(c, &mr) : MOAT_MOD_R_PASS;
+		if (t->route && moat_phase_resp_wanted(t)) {
+			memset(&mr, 0, offsetof(struct moat_mod_resp, extra));
+			mr.h = &h;
+			mr.request_was_head = t->is_head;
+			mr.has_length = h.framing == MOAT_H1_BODY_LENGTH;
+			mr.body_len = mr.has_length ? h.content_length : 0;
+			rv = moat_phase_resp_head(c, &mr);
+		}
 		if (rv == MOAT_MOD_R_SERVE || (t->sink && rv == MOAT_MOD_R_PASS)) {
 			/* the backend's body is not wanted: the connection is
 			 * kept only when there is none */
