@@ -5,12 +5,13 @@ under pressure. Each test is a scenario an attacker or a conformance
 suite would run; run it against the ASan build too (MOAT_ASAN=1).
 """
 
+import json
 import socket
 import threading
 import time
 
 from cache_util import Origin, assert_hit, assert_miss, cache_config, counted, cstatus, req
-from harness import Client, build_request, make_config, parse_head, t
+from harness import Client, build_request, free_port, make_config, parse_head, t
 
 
 def plain(body, cc="max-age=60", extra=(), ctype="text/plain"):
@@ -750,3 +751,62 @@ def test_purge_without_a_key_is_never_forwarded(make_backend, make_moat):
     r = req(m.port, "*", method="PURGE", headers=[("Cache-Tag", "t1")])
     assert r.status == 200 and b'"purged": 1' in r.body, r
     assert all(rq.method != "PURGE" for rq in b.requests), [rq.method for rq in b.requests]
+
+
+def test_304_saying_private_is_not_stored(make_backend, make_moat):
+    """A revalidation 304 that makes the response private (RFC 9111 3.2:
+    the updated response is what is stored, if it may be): the client
+    gets the stored body, the store forgets the URL."""
+    def answer(r, n):
+        if n == 1:
+            return 200, [("Content-Type", "text/plain"), ("Cache-Control", "max-age=1"), ("ETag", '"v1"')], b"body1"
+        if n == 2:
+            return 304, [("Cache-Control", "private, max-age=60"), ("ETag", '"v1"')], b""
+        return 200, [("Content-Type", "text/plain"), ("Cache-Control", "max-age=60"), ("ETag", '"v2"')], b"body2"
+    o = Origin(answer)
+    b = make_backend(o)
+    m = make_moat([b], cache_config())
+    assert req(m.port, "/p").body == b"body1"
+    time.sleep(t(2.2))
+    r = req(m.port, "/p")
+    assert (r.status, r.body) == (200, b"body1"), r
+    assert o.hits("/p") == 2
+    r = req(m.port, "/p")
+    assert r.body == b"body2" and o.hits("/p") == 3, r     # not served from the store
+
+
+def test_objects_being_filled_are_bounded_by_memory(make_backend, make_moat):
+    """Two fills of 700 KiB each under a 1 MiB store, both half-sent at
+    once: together they would pass the budget, so only one is filled and
+    stored (counted by /api/cache); the other streams through intact --
+    fills in flight cannot hold more than `memory` between them."""
+    half = 350 * 1024
+    both = threading.Barrier(2, timeout=t(5))
+
+    def handler(r, conn):
+        r.read_body()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                  b"Cache-Control: max-age=60\r\nContent-Length: %d\r\n\r\n" % (2 * half) + b"x" * half)
+        try:
+            both.wait()          # the other fill is half-way too
+        except threading.BrokenBarrierError:
+            pass
+        r.backend.sleep(0.3)
+        conn.send(b"x" * half)
+    b = make_backend(handler)
+    aport = free_port()
+    cfg = cache_config(store={"memory": "1MiB", "max_object": "1MiB"})
+    cfg["admin"] = {"listen": f"127.0.0.1:{aport}"}
+    m = make_moat([b], cfg)
+    out = {}
+
+    def get(p):
+        out[p] = req(m.port, p)
+    ths = [threading.Thread(target=get, args=(p,)) for p in ("/f1", "/f2")]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join(t(10))
+    assert out["/f1"].body == b"x" * (2 * half) and out["/f2"].body == b"x" * (2 * half)
+    j = json.loads(req(aport, "/api/cache", host="127.0.0.1").body)
+    assert j["stored"] == 1, j

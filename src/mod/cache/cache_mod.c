@@ -55,6 +55,9 @@ struct cache_state {
 	pthread_mutex_t lock;           /* store creation / resize (control thread vs admin) */
 	struct moat_cache_store *store; /* NULL until a config turns the cache on */
 	atomic_ullong hits, misses, stale, revalidated, stored, purged;
+	atomic_ullong filling;          /* body bytes of objects being filled, all workers: at
+					 * most cache.memory (past it a response is streamed,
+					 * not stored) */
 };
 
 enum slot_kind {
@@ -81,6 +84,7 @@ struct cslot {
 	struct moat_cache_obj *obj;     /* a stored one (revalidated, stale stand-in) */
 	struct moat_cache_obj *fill;    /* being filled from the backend */
 	int fill_bad;
+	uint64_t fill_bytes;            /* counted in cache_state.filling */
 	uint64_t token;
 	int locked;
 	uint64_t wait_until, wait_ms;
@@ -328,6 +332,8 @@ static void slot_free(void *state, void *p)
 		return;
 	if (s->locked && st && st->store)
 		moat_cache_unlock(st->store, s->key, s->key_len, s->token, 0, moat_clock_ms());
+	if (s->fill_bytes && st)
+		atomic_fetch_sub(&st->filling, s->fill_bytes);
 	moat_cache_obj_put(s->obj);
 	moat_cache_obj_put(s->fill);
 	free(s->key);
@@ -1015,8 +1021,22 @@ static struct moat_cache_obj *merge_304(struct moat_mod_req *q, struct cache_sta
 	free(head);
 	if (!n)
 		return NULL;
-	if ((o->body_len && moat_cache_obj_append(st->store, n, o->body, (size_t)o->body_len) < 0) ||
-	    moat_cache_insert(st->store, n) < 0) {
+	if (o->body_len && moat_cache_obj_append(st->store, n, o->body, (size_t)o->body_len) < 0) {
+		moat_cache_obj_put(n);
+		return NULL;
+	}
+	{
+		/* the 304 may have made it unstorable (private, no-store):
+		 * this client gets it, the store forgets the URL */
+		struct moat_cache_cfg cfg;
+
+		cfg_of(&q->route->cache, &cfg);
+		if (moat_cache_storable(&cfg, &s->req, &n->resp) != MOAT_CACHE_STORE_OK) {
+			atomic_fetch_add(&st->purged, moat_cache_purge_key(st->store, o->key, o->key_len));
+			return n;
+		}
+	}
+	if (moat_cache_insert(st->store, n) < 0) {
 		moat_cache_obj_put(n);
 		return NULL;
 	}
@@ -1201,7 +1221,15 @@ static int cm_resp_body(struct moat_mod_req *q, const char *data, size_t len, in
 	(void)sink;
 	if (!s || !s->fill || s->fill_bad)
 		return -1;
-	if (len && moat_cache_obj_append(st->store, s->fill, data, len) < 0) {
+	if (len) {
+		/* objects being filled are bounded together by the memory budget */
+		uint64_t was = atomic_fetch_add(&st->filling, len);
+
+		s->fill_bytes += len;
+		if (was + len > q->conf->cache.memory)
+			s->fill_bad = 1;
+	}
+	if (s->fill_bad || (len && moat_cache_obj_append(st->store, s->fill, data, len) < 0)) {
 		s->fill_bad = 1;
 		moat_cache_obj_put(s->fill);
 		s->fill = NULL;
@@ -1212,6 +1240,8 @@ static int cm_resp_body(struct moat_mod_req *q, const char *data, size_t len, in
 		return -1;
 	}
 	if (end) {
+		atomic_fetch_sub(&st->filling, s->fill_bytes);
+		s->fill_bytes = 0;
 		if (moat_cache_insert(st->store, s->fill) == 0)
 			atomic_fetch_add(&st->stored, 1);
 		moat_cache_obj_put(s->fill);
