@@ -1130,7 +1130,9 @@ static int filtered_fail(struct moat_client *c, struct moat_txn *t)
 	return -1;
 }
 
-#define FILTER_SLICE (16u * 1024u)   /* backend bytes given to the modules at once */
+#define FILTER_SLICE (16u * 1024u)   /* backend bytes given to the modules at once (a
+				      * chunk's data: what the decoder gives, up to the
+				      * backend buffer) */
 
 /* pump_response for a filtered body. */
 static int pump_filtered(struct moat_client *c, struct moat_txn *t, struct moat_bconn *b)
@@ -1181,8 +1183,7 @@ static int pump_filtered(struct moat_client *c, struct moat_txn *t, struct moat_
 		} else {
 			size_t consumed, off, dlen;
 			const char *in = moat_buf_head(&b->in);
-			int ev = moat_chunked_decode(&t->resp_chunk, in, len < FILTER_SLICE ? len : FILTER_SLICE,
-						     &consumed, &off, &dlen);
+			int ev = moat_chunked_decode(&t->resp_chunk, in, len, &consumed, &off, &dlen);
 
 			if (ev < 0) {
 				MOAT_WARN("w%u c%llu: invalid chunked body from backend of upstream %s",
@@ -1198,8 +1199,6 @@ static int pump_filtered(struct moat_client *c, struct moat_txn *t, struct moat_
 					return filtered_fail(c, t);
 				t->resp_done = 1;
 			} else if (ev != MOAT_CHUNKED_TRAILER && consumed == 0) {
-				if (len >= FILTER_SLICE)
-					goto more; /* a long chunk-size line: give the decoder all there is */
 				if (b->io.eof || moat_buf_reserve(&b->in, 1) == 0)
 					return filtered_fail(c, t);
 				r = moat_io_read(b->ev.fd, &b->io, &b->in);
@@ -1209,20 +1208,6 @@ static int pump_filtered(struct moat_client *c, struct moat_txn *t, struct moat_
 					break;
 				progress = 1;
 				continue;
-			}
-			moat_buf_consume(&b->in, consumed);
-			progress = 1;
-			continue;
-		more:
-			ev = moat_chunked_decode(&t->resp_chunk, in, len, &consumed, &off, &dlen);
-			if (ev < 0 || (ev == MOAT_CHUNKED_NEED && consumed == 0))
-				return filtered_fail(c, t);
-			if (ev == MOAT_CHUNKED_DATA && filter_data(c, t, in + off, dlen, 0) < 0)
-				return filtered_fail(c, t);
-			if (ev == MOAT_CHUNKED_DONE) {
-				if (filter_data(c, t, NULL, 0, 1) < 0)
-					return filtered_fail(c, t);
-				t->resp_done = 1;
 			}
 			moat_buf_consume(&b->in, consumed);
 			progress = 1;

@@ -522,6 +522,21 @@ static int addr_allowed(const struct moat_conf *conf, const struct sockaddr *sa)
 	return conf->cache.npurge_from && moat_conf_cidr_match(conf->cache.purge_from, conf->cache.npurge_from, sa);
 }
 
+/* The next tag of a Cache-Tag / Surrogate-Key value (tags separated by
+ * spaces, tabs or commas), or NULL at the end. */
+static const char *next_tag(const char **p, const char *end, size_t *n)
+{
+	const char *t;
+
+	while (*p < end && (**p == ' ' || **p == ',' || **p == '\t'))
+		(*p)++;
+	t = *p;
+	while (*p < end && **p != ' ' && **p != ',' && **p != '\t')
+		(*p)++;
+	*n = (size_t)(*p - t);
+	return *n ? t : NULL;
+}
+
 static enum moat_mod_verdict do_purge(struct moat_mod_req *q, struct cache_state *st, struct cslot *s)
 {
 	const struct moat_h1_header *tagf;
@@ -538,19 +553,11 @@ static enum moat_mod_verdict do_purge(struct moat_mod_req *q, struct cache_state
 	if (!tagf)
 		tagf = moat_h1_find(q->h, "surrogate-key", 13);
 	if (tagf) {
-		const char *p = tagf->value, *end = p + tagf->value_len;
+		const char *p = tagf->value, *end = p + tagf->value_len, *t;
+		size_t tn;
 
-		while (p < end) {
-			const char *t;
-
-			while (p < end && (*p == ' ' || *p == ',' || *p == '\t'))
-				p++;
-			t = p;
-			while (p < end && *p != ' ' && *p != ',' && *p != '\t')
-				p++;
-			if (p > t)
-				n += moat_cache_purge_tag(st->store, t, (size_t)(p - t));
-		}
+		while ((t = next_tag(&p, end, &tn)) != NULL)
+			n += moat_cache_purge_tag(st->store, t, tn);
 	} else if (s->key) {
 		n = moat_cache_purge_key(st->store, s->key, s->key_len);
 	}
@@ -874,26 +881,19 @@ static void collect_tags(struct cslot *s, const struct moat_h1_head *h)
 {
 	for (size_t i = 0; i < h->nheaders; i++) {
 		const struct moat_h1_header *x = &h->headers[i];
-		const char *p, *end;
+		const char *p, *end, *t;
+		size_t tn;
 
 		if (!moat_h1_name_is(x, "cache-tag", 9) && !moat_h1_name_is(x, "surrogate-key", 13))
 			continue;
 		p = x->value;
 		end = p + x->value_len;
-		while (p < end) {
-			const char *t;
-
-			while (p < end && (*p == ' ' || *p == ',' || *p == '\t'))
-				p++;
-			t = p;
-			while (p < end && *p != ' ' && *p != ',' && *p != '\t')
-				p++;
-			if (p > t && s->tags_len + (size_t)(p - t) + 1 <= sizeof(s->tags)) {
-				memcpy(s->tags + s->tags_len, t, (size_t)(p - t));
-				s->tags_len += (size_t)(p - t);
+		while ((t = next_tag(&p, end, &tn)) != NULL)
+			if (s->tags_len + tn + 1 <= sizeof(s->tags)) {
+				memcpy(s->tags + s->tags_len, t, tn);
+				s->tags_len += tn;
 				s->tags[s->tags_len++] = '\n';
 			}
-		}
 	}
 }
 
