@@ -781,18 +781,19 @@ def test_objects_being_filled_are_bounded_by_memory(make_backend, make_moat):
     stored (counted by /api/cache); the other streams through intact --
     fills in flight cannot hold more than `memory` between them."""
     half = 350 * 1024
-    both = threading.Barrier(2, timeout=t(5))
+    both = threading.Barrier(2, timeout=t(5))   # used twice: parties meet at each step
 
     def handler(r, conn):
         r.read_body()
         conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
                   b"Cache-Control: max-age=60\r\nContent-Length: %d\r\n\r\n" % (2 * half) + b"x" * half)
-        try:
-            both.wait()          # the other fill is half-way too
-        except threading.BrokenBarrierError:
-            pass
-        r.backend.sleep(0.3)
-        conn.send(b"x" * half)
+        for part in (half - 50 * 1024, 50 * 1024):
+            try:
+                both.wait()      # the other fill got as far
+            except threading.BrokenBarrierError:
+                pass
+            r.backend.sleep(0.3)  # ... and moat has read it: 1.3 MiB in flight before either ends
+            conn.send(b"x" * part)
     b = make_backend(handler)
     aport = free_port()
     cfg = cache_config(store={"memory": "1MiB", "max_object": "1MiB"})

@@ -1230,6 +1230,9 @@ static int cm_resp_body(struct moat_mod_req *q, const char *data, size_t len, in
 			s->fill_bad = 1;
 	}
 	if (s->fill_bad || (len && moat_cache_obj_append(st->store, s->fill, data, len) < 0)) {
+		/* streamed on, not stored: its share of the bound goes back now */
+		atomic_fetch_sub(&st->filling, s->fill_bytes);
+		s->fill_bytes = 0;
 		s->fill_bad = 1;
 		moat_cache_obj_put(s->fill);
 		s->fill = NULL;
