@@ -811,3 +811,19 @@ def test_objects_being_filled_are_bounded_by_memory(make_backend, make_moat):
     assert out["/f1"].body == b"x" * (2 * half) and out["/f2"].body == b"x" * (2 * half)
     j = json.loads(req(aport, "/api/cache", host="127.0.0.1").body)
     assert j["stored"] == 1, j
+
+
+def test_304_from_store_carries_only_cache_fields(make_backend, make_moat):
+    """RFC 9110 15.4.5: a 304 sends the fields a 200 would that guide
+    caches (ETag, Cache-Control, Date, Expires, Vary, ...), no other
+    representation metadata."""
+    o = Origin(plain(b"meta", extra=[("ETag", '"m1"'), ("X-Custom", "1"), ("Content-Language", "en")]))
+    b = make_backend(o)
+    m = make_moat([b], cache_config())
+    req(m.port, "/m")
+    r = req(m.port, "/m", headers=[("If-None-Match", '"m1"')])
+    assert r.status == 304 and r.body == b"", r
+    assert r.header("ETag") == '"m1"' and r.header("Cache-Control") == "max-age=60", r
+    for name in ("Content-Type", "Content-Language", "X-Custom", "Content-Length"):
+        assert r.header(name) is None, (name, r)
+    assert cstatus(r).hit and r.header("Age") is not None, r

@@ -379,9 +379,20 @@ static void put_status_field(struct moat_buf *out, const struct moat_cache_statu
 		outf(out, "Cache-Status: %s\r\n", v);
 }
 
-/* Writes the stored head's fields to out, less Age and the fields
- * `skip` names (lowercase, NULL-terminated). */
-static void put_stored_fields(struct moat_buf *out, const struct moat_cache_obj *o, const char *const *skip)
+/* Whether the field name p[0..nn) is in names (NULL-terminated). */
+static int name_in_list(const char *p, size_t nn, const char *const *names)
+{
+	for (size_t i = 0; names && names[i]; i++)
+		if (strlen(names[i]) == nn && strncasecmp(p, names[i], nn) == 0)
+			return 1;
+	return 0;
+}
+
+/* Writes the stored head's fields to out, less Age and the fields `skip`
+ * names, or (with `only`) just the fields `only` names (lowercase,
+ * NULL-terminated lists). */
+static void put_stored_fields_ex(struct moat_buf *out, const struct moat_cache_obj *o, const char *const *skip,
+				 const char *const *only)
 {
 	const char *p = memchr(o->head, '\n', o->head_len), *end = o->head + o->head_len;
 
@@ -399,16 +410,18 @@ static void put_stored_fields(struct moat_buf *out, const struct moat_cache_obj 
 		if (colon) {
 			size_t nn = (size_t)(colon - p);
 
-			if (nn == 3 && strncasecmp(p, "age", 3) == 0)
-				drop = 1;
-			for (size_t i = 0; skip && skip[i] && !drop; i++)
-				if (strlen(skip[i]) == nn && strncasecmp(p, skip[i], nn) == 0)
-					drop = 1;
+			drop = (nn == 3 && strncasecmp(p, "age", 3) == 0) || name_in_list(p, nn, skip) ||
+			       (only && !name_in_list(p, nn, only));
 		}
 		if (!drop)
 			moat_buf_append(out, p, n);
 		p += n;
 	}
+}
+
+static void put_stored_fields(struct moat_buf *out, const struct moat_cache_obj *o, const char *const *skip)
+{
+	put_stored_fields_ex(out, o, skip, NULL);
 }
 
 /*
@@ -447,10 +460,13 @@ static void serve_obj(struct moat_mod_req *q, struct cslot *s, struct moat_cache
 	sv->status = o->resp.status;
 	if (o->resp.status == 200 && (has_inm || has_ims) &&
 	    moat_cache_not_modified(&o->resp, has_inm ? inm : NULL, inm_len, has_ims ? ims : NULL, ims_len)) {
-		static const char *const skip[] = { "content-length", "content-range", "accept-ranges", NULL };
+		/* RFC 9110 15.4.5: the fields a 200 would have that guide
+		 * caches, no other representation metadata */
+		static const char *const only[] = { "cache-control", "content-location", "date", "etag",
+						    "expires", "vary", "last-modified", NULL };
 
 		outf(out, "HTTP/1.1 304 Not Modified\r\n");
-		put_stored_fields(out, o, skip);
+		put_stored_fields_ex(out, o, NULL, only);
 		sv->status = 304;
 		sv->content_length = -1;
 		sv->body_len = 0;
