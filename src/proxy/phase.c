@@ -53,6 +53,15 @@ void moat_phase_stop(struct moat_runtime *rt)
 int moat_phase_gen_build(struct moat_runtime *rt, struct moat_confref *r, char **why)
 {
 	r->mod_state = rt->mod_state;
+	r->route_mods = r->conf->nroutes ? malloc(r->conf->nroutes) : NULL;
+	for (size_t k = 0; r->route_mods && k < r->conf->nroutes; k++) {
+		uint8_t m = 0;
+
+		for (size_t i = 0; i < nmods; i++)
+			if (mods[i]->request && (!mods[i]->route_on || mods[i]->route_on(&r->conf->routes[k])))
+				m |= (uint8_t)(1u << i);
+		r->route_mods[k] = m;
+	}
 	for (size_t i = 0; i < nmods; i++) {
 		if (!mods[i]->gen_build)
 			continue;
@@ -66,6 +75,8 @@ int moat_phase_gen_build(struct moat_runtime *rt, struct moat_confref *r, char *
 
 void moat_phase_gen_free(struct moat_confref *r)
 {
+	free(r->route_mods);
+	r->route_mods = NULL;
 	for (size_t i = 0; i < nmods; i++)
 		if (mods[i]->gen_free && r->mod_gen[i]) {
 			mods[i]->gen_free(r->mod_state ? r->mod_state[i] : NULL, r->mod_gen[i]);
@@ -256,11 +267,14 @@ int moat_phase_request(struct moat_client *c, const struct moat_h1_head *h)
 	struct moat_mod_req q;
 	struct moat_mod_reply r;
 
+	const uint8_t *rm = t->wc->ref->route_mods;
+	unsigned on = rm ? rm[t->route - t->wc->ref->conf->routes] : 0xffu;
+
 	while (t->next_mod < nmods) {
 		size_t i = t->next_mod++;
 		int rc;
 
-		if (!mods[i]->request)
+		if (!mods[i]->request || !(on & (1u << i)))
 			continue;
 		fill_req(&q, c, i, &r);
 		q.h = h;

@@ -178,6 +178,10 @@ struct moat_mod {
 	int (*admit)(void *state, const struct moat_conf *conf, const struct moat_conf_listener *l,
 		     const struct sockaddr *client, uint64_t now_ms, struct moat_mod_reply *r);
 	void (*gone)(void *state, const struct moat_conf *conf, const struct sockaddr *client);
+	/* Whether the module has anything to do on route r (its request hook
+	 * is skipped where not); NULL: every route. Asked once per route when
+	 * a config generation is built. */
+	int (*route_on)(const struct moat_conf_route *r);
 	enum moat_mod_verdict (*request)(struct moat_mod_req *q);
 	enum moat_mod_verdict (*body)(struct moat_mod_req *q);
 	void (*offense)(void *state, const struct moat_conf *conf, const struct sockaddr *client, int offense,

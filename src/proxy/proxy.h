@@ -54,6 +54,8 @@ struct moat_confref {
 	struct moat_route_rt *routes;   /* route counters, one per conf route */
 	struct moat_srv_registry *reg;  /* where they are bound (for the unbind) */
 	void *mod_gen[MOAT_MOD_MAX];    /* each module's state for this generation */
+	uint8_t *route_mods;            /* per route: bit i = module i's request hook runs
+					 * (route_on); NULL: all of them */
 	void *const *mod_state;         /* the runtime's module states (for gen_free) */
 };
 

@@ -40,8 +40,15 @@ static enum moat_mod_verdict acl_request(struct moat_mod_req *q)
 	return MOAT_MOD_REFUSE;
 }
 
+/* A route without allow/deny blocks allows everyone. */
+static int acl_route_on(const struct moat_conf_route *r)
+{
+	return r->acl.trie != NULL;
+}
+
 const struct moat_mod moat_mod_acl = {
 	.name = "acl",
 	.admit = acl_admit,
+	.route_on = acl_route_on,
 	.request = acl_request,
 };

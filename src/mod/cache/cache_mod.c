@@ -1372,12 +1372,18 @@ static size_t cm_metrics(void *state, char *out, size_t cap)
 	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
+static int cm_route_on(const struct moat_conf_route *r)
+{
+	return r->cache.on;
+}
+
 const struct moat_mod moat_mod_cache = {
 	.name = "cache",
 	.start = cm_start,
 	.stop = cm_stop,
 	.gen_build = cm_gen_build,
 	.gen_free = cm_gen_free,
+	.route_on = cm_route_on,
 	.request = cm_request,
 	.resp_head = cm_resp_head,
 	.resp_sent = cm_resp_sent,

@@ -278,8 +278,14 @@ static void cz_txn_end(void *state, void *slot)
 	free(s);
 }
 
+static int cz_route_on(const struct moat_conf_route *r)
+{
+	return r->compress.on;
+}
+
 const struct moat_mod moat_mod_compress = {
 	.name = "compress",
+	.route_on = cz_route_on,
 	.request = cz_request,
 	.resp_head = cz_resp_head,
 	.resp_body = cz_resp_body,

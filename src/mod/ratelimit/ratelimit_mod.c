@@ -217,9 +217,15 @@ static enum moat_mod_verdict rl_request(struct moat_mod_req *q)
 	return MOAT_MOD_NEXT;
 }
 
+static int rl_route_on(const struct moat_conf_route *r)
+{
+	return r->nrate_limits > 0;
+}
+
 const struct moat_mod moat_mod_ratelimit = {
 	.name = "ratelimit",
 	.start = rl_start,
 	.stop = rl_stop,
+	.route_on = rl_route_on,
 	.request = rl_request,
 };

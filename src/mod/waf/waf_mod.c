@@ -357,12 +357,18 @@ static enum moat_mod_verdict waf_body(struct moat_mod_req *q)
 	return v;
 }
 
+static int waf_route_on(const struct moat_conf_route *r)
+{
+	return r->waf.enabled;
+}
+
 const struct moat_mod moat_mod_waf = {
 	.name = "waf",
 	.start = waf_start,
 	.stop = waf_stop,
 	.gen_build = waf_gen_build,
 	.gen_free = waf_gen_free,
+	.route_on = waf_route_on,
 	.request = waf_request,
 	.body = waf_body,
 	.txn_end = slot_free,
