@@ -844,53 +844,6 @@ static void hide(struct moat_mod_resp *r, const char *name)
 		r->hide[r->nhide++] = name;
 }
 
-/* The response as policy.c reads it, from the parsed head. */
-static void resp_of(const struct moat_h1_head *h, struct moat_cache_resp *cr, char *vary, size_t cap)
-{
-	int found;
-	size_t n;
-
-	memset(cr, 0, sizeof(*cr));
-	cr->status = h->status;
-	moat_cc_init(&cr->cc);
-	cr->date = cr->expires = cr->last_modified = MOAT_CACHE_TIME_NONE;
-	cr->age = -1;
-	for (size_t i = 0; i < h->nheaders; i++) {
-		const struct moat_h1_header *x = &h->headers[i];
-		int64_t *dt = NULL;
-
-		if (moat_h1_name_is(x, "cache-control", 13))
-			moat_cc_parse(x->value, x->value_len, &cr->cc);
-		else if (moat_h1_name_is(x, "set-cookie", 10))
-			cr->has_set_cookie = 1;
-		else if (moat_h1_name_is(x, "date", 4))
-			dt = &cr->date;
-		else if (moat_h1_name_is(x, "expires", 7))
-			dt = &cr->expires;
-		else if (moat_h1_name_is(x, "last-modified", 13))
-			dt = &cr->last_modified;
-		else if (moat_h1_name_is(x, "etag", 4) && !cr->etag) {
-			cr->etag = x->value;
-			cr->etag_len = x->value_len;
-		} else if (moat_h1_name_is(x, "age", 3) && cr->age < 0) {
-			uint32_t a;
-
-			if (moat_http_age_parse(x->value, x->value_len, &a) == 0)
-				cr->age = a;
-		}
-		if (dt && *dt == MOAT_CACHE_TIME_NONE) {
-			int64_t t;
-
-			*dt = moat_http_date_parse(x->value, x->value_len, &t) == 0 ? t : MOAT_CACHE_TIME_INVALID;
-		}
-	}
-	n = joined(h->headers, h->nheaders, "vary", 4, vary, cap, &found);
-	if (found) {
-		cr->vary = vary;
-		cr->vary_len = n;
-	}
-}
-
 /* Tags of the response: Cache-Tag (comma separated) and Surrogate-Key
  * (space separated), each followed by '\n'. */
 static void collect_tags(struct cslot *s, const struct moat_h1_head *h)
@@ -1100,6 +1053,7 @@ static enum moat_mod_rverdict cm_resp_head(struct moat_mod_req *q, struct moat_m
 	struct moat_cache_resp cr;
 	enum moat_cache_storable why;
 	char vary[1024];
+	size_t vneed;
 
 	if (!s)
 		return MOAT_MOD_R_PASS;
@@ -1146,7 +1100,11 @@ static enum moat_mod_rverdict cm_resp_head(struct moat_mod_req *q, struct moat_m
 		fwd_status(r, s, h->status, NULL, 0);
 		return MOAT_MOD_R_PASS;
 	}
-	resp_of(h, &cr, vary, sizeof(vary));
+	moat_cache_resp_from_h1(h, &cr, vary, sizeof(vary), &vneed);
+	if (vneed > sizeof(vary)) {
+		cr.vary = "*"; /* too long to join: never matches (not stored) */
+		cr.vary_len = 1;
+	}
 	cr.request_time = s->request_time;
 	cr.response_time = wall_now();
 	s->resp_time = cr.response_time;

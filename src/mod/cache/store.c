@@ -146,44 +146,20 @@ static const char *const vary_star = "*";
 /* Parses head into r; with several Vary lines joins them into vbuf when
  * *vneed (their joined length) fits vcap, else leaves r->vary NULL.
  * Returns 0 or -1. */
-static int parse_head(const char *head, size_t head_len, struct moat_cache_resp *r, char *vbuf, size_t vcap,
-		      size_t *vneed)
+void moat_cache_resp_from_h1(const struct moat_h1_head *h, struct moat_cache_resp *r, char *vbuf, size_t vcap,
+			     size_t *vneed)
 {
-	struct moat_h1_header stack[HDR_STACK], *hv = stack;
-	size_t cap = HDR_STACK, lines = 0, nvary = 0, need = 0;
-	struct moat_h1_head h;
-	struct moat_h1_limits lim;
-	int rc, have_date = 0, have_exp = 0, have_lm = 0, have_age = 0;
+	const struct moat_h1_header *hv = h->headers;
+	size_t nvary = 0, need = 0;
+	int have_date = 0, have_exp = 0, have_lm = 0, have_age = 0;
 
 	*vneed = 0;
-	if (head == NULL || head_len == 0 || head_len > (size_t)0x7fffffff)
-		return -1;
-	for (size_t i = 0; i < head_len; i++)
-		lines += head[i] == '\n';
-	if (lines > HDR_STACK) {
-		hv = malloc(lines * sizeof(*hv));
-		if (hv == NULL)
-			return -1;
-		cap = lines;
-	}
-	memset(&h, 0, sizeof(h));
-	h.headers = hv;
-	h.header_cap = cap;
-	lim.request_line_max = head_len;
-	lim.header_size_max = head_len;
-	lim.header_count_max = cap;
-	rc = moat_h1_parse_response(head, head_len, &h, &lim, 0);
-	if (rc < 0 || (size_t)rc != head_len) {
-		if (hv != stack)
-			free(hv);
-		return -1;
-	}
 	memset(r, 0, sizeof(*r));
-	r->status = h.status;
+	r->status = h->status;
 	moat_cc_init(&r->cc);
 	r->date = r->expires = r->last_modified = MOAT_CACHE_TIME_NONE;
 	r->age = -1;
-	for (size_t i = 0; i < h.nheaders; i++) {
+	for (size_t i = 0; i < h->nheaders; i++) {
 		const struct moat_h1_header *f = &hv[i];
 		int64_t t;
 		uint32_t secs;
@@ -221,7 +197,7 @@ static int parse_head(const char *head, size_t head_len, struct moat_cache_resp 
 		if (vbuf != NULL && need <= vcap) {
 			size_t off = 0;
 
-			for (size_t i = 0; i < h.nheaders; i++) {
+			for (size_t i = 0; i < h->nheaders; i++) {
 				if (!moat_h1_name_is(&hv[i], "vary", 4))
 					continue;
 				if (off > 0)
@@ -236,9 +212,40 @@ static int parse_head(const char *head, size_t head_len, struct moat_cache_resp 
 			r->vary_len = 0;
 		}
 	}
+}
+
+static int parse_head(const char *head, size_t head_len, struct moat_cache_resp *r, char *vbuf, size_t vcap,
+		      size_t *vneed)
+{
+	struct moat_h1_header stack[HDR_STACK], *hv = stack;
+	size_t cap = HDR_STACK, lines = 0;
+	struct moat_h1_head h;
+	struct moat_h1_limits lim;
+	int rc;
+
+	*vneed = 0;
+	if (head == NULL || head_len == 0 || head_len > (size_t)0x7fffffff)
+		return -1;
+	for (size_t i = 0; i < head_len; i++)
+		lines += head[i] == '\n';
+	if (lines > HDR_STACK) {
+		hv = malloc(lines * sizeof(*hv));
+		if (hv == NULL)
+			return -1;
+		cap = lines;
+	}
+	memset(&h, 0, sizeof(h));
+	h.headers = hv;
+	h.header_cap = cap;
+	lim.request_line_max = head_len;
+	lim.header_size_max = head_len;
+	lim.header_count_max = cap;
+	rc = moat_h1_parse_response(head, head_len, &h, &lim, 0);
+	if (rc >= 0 && (size_t)rc == head_len)
+		moat_cache_resp_from_h1(&h, r, vbuf, vcap, vneed);
 	if (hv != stack)
 		free(hv);
-	return 0;
+	return rc >= 0 && (size_t)rc == head_len ? 0 : -1;
 }
 
 int moat_cache_parse_head(const char *head, size_t head_len, struct moat_cache_resp *r)

@@ -150,6 +150,12 @@ struct moat_cache_store_stats {
 };
 void moat_cache_store_stats(struct moat_cache_store *s, struct moat_cache_store_stats *st);
 
+/* Fills r from a parsed response head (the fields moat_cache_parse_head
+ * reads; strings point into h's fields). Several Vary lines are joined
+ * into vbuf when their *vneed bytes fit in vcap, else r->vary is NULL. */
+void moat_cache_resp_from_h1(const struct moat_h1_head *h, struct moat_cache_resp *r, char *vbuf, size_t vcap,
+			     size_t *vneed);
+
 /* Parses a stored head (status line, fields, empty line) into r: status,
  * Cache-Control, Date, Expires, Last-Modified, Age, ETag, Vary, Set-Cookie
  * (strings point into head). The first Date / Expires / Last-Modified /
