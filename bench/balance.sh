@@ -67,22 +67,11 @@ make -s -C "$BENCH" OUT="$BIN" >&2 || die "cannot build bench/*.c"
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-NCPU=$(getconf _NPROCESSORS_ONLN)
-if [ "$NCPU" -ge 2 ]; then
-	PIN_P="taskset -c $PCPU"
-	PIN_L="taskset -c $LCPU"
-	PIN_TEXT="pinned to CPU $PCPU; the 8 backends and wrk on CPU $LCPU"
-else
-	PIN_P=""
-	PIN_L=""
-	PIN_TEXT="not pinned (one CPU)"
-	note "only $NCPU CPU: no pinning, numbers are not comparable with pinned runs"
-fi
-TCK=$(getconf CLK_TCK)
 
 # --- process bookkeeping (bench/lib.sh) --------------------------------------
 
 . "$BENCH/lib.sh"
+pin_cpus "the 8 backends and wrk on CPU $LCPU"
 
 # Bytes each backend has written so far (wchar of /proc/PID/io counts what
 # write/writev/send passed to the kernel, sockets included), one number per

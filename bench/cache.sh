@@ -80,23 +80,12 @@ note() { log "$*"; echo "$*" >> "$RUN/notes.txt"; }
 
 make -s -C "$BENCH" OUT="$BIN" >&2 || die "cannot build bench/*.c"
 
-NCPU=$(getconf _NPROCESSORS_ONLN)
-if [ "$NCPU" -ge 2 ]; then
-	PIN_P="taskset -c $PCPU"
-	PIN_L="taskset -c $LCPU"
-	PIN_TEXT="pinned to CPU $PCPU; origin and wrk on CPU $LCPU"
-else
-	PIN_P=""
-	PIN_L=""
-	PIN_TEXT="not pinned (one CPU)"
-	note "only $NCPU CPU: no pinning, numbers are not comparable with pinned runs"
-fi
-TCK=$(getconf CLK_TCK)
 
 # --- process bookkeeping (bench/lib.sh: STARTED, stop_pid, cleanup trap,
 # descendants, cpu_ticks). stop_pid uses the global i: no loop here uses i.
 
 . "$BENCH/lib.sh"
+pin_cpus "origin and wrk on CPU $LCPU"
 
 port_of() {
 	case $1 in

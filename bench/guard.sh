@@ -95,23 +95,12 @@ make -s -C "$BENCH" OUT="$BIN" >&2 || die "cannot build bench/*.c"
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-NCPU=$(getconf _NPROCESSORS_ONLN)
-if [ "$NCPU" -ge 2 ]; then
-	PIN_P="taskset -c $PCPU"
-	PIN_L="taskset -c $LCPU"
-	PIN_TEXT="pinned to CPU $PCPU; backend, wrk and client on CPU $LCPU"
-else
-	PIN_P=""
-	PIN_L=""
-	PIN_TEXT="not pinned (one CPU)"
-	note "only $NCPU CPU: no pinning, numbers are not comparable with pinned runs"
-fi
-TCK=$(getconf CLK_TCK)
 
 # --- process bookkeeping (bench/lib.sh) --------------------------------------
 # (stop_pid uses the global variable i: no loop here names its variable i)
 
 . "$BENCH/lib.sh"
+pin_cpus "backend, wrk and client on CPU $LCPU"
 
 # --- instances and ports -------------------------------------------------------
 

@@ -1,6 +1,25 @@
-# lib.sh - shared by bench/run.sh and bench/balance.sh (sourced, not run):
-# bookkeeping of the processes a benchmark starts (stopped only by their
-# PID), and their CPU time from /proc. Needs nothing but POSIX sh and awk.
+# lib.sh - shared by bench/run.sh, balance.sh, guard.sh and cache.sh
+# (sourced, not run): CPU pinning, bookkeeping of the processes a benchmark
+# starts (stopped only by their PID), and their CPU time from /proc. Needs
+# nothing but POSIX sh and awk.
+
+# pin_cpus TEXT: PIN_P / PIN_L (taskset prefixes for the proxy's CPU PCPU
+# and the load side's LCPU), PIN_TEXT ("pinned to CPU ...; TEXT") and TCK;
+# no pinning on one CPU (said with `note`, which the caller defines).
+pin_cpus() {
+	NCPU=$(getconf _NPROCESSORS_ONLN)
+	if [ "$NCPU" -ge 2 ]; then
+		PIN_P="taskset -c $PCPU"
+		PIN_L="taskset -c $LCPU"
+		PIN_TEXT="pinned to CPU $PCPU; $1"
+	else
+		PIN_P=""
+		PIN_L=""
+		PIN_TEXT="not pinned (one CPU)"
+		note "only $NCPU CPU: no pinning, numbers are not comparable with pinned runs"
+	fi
+	TCK=$(getconf CLK_TCK)
+}
 
 STARTED=""
 

@@ -73,22 +73,11 @@ if [ "$((2 * IDLE + 100))" -gt "$NOFILE" ]; then
 	note "forwarder needs 2 fds per idle connection: it can hold about $(((NOFILE - 8) / 2)) of $IDLE (open-file limit $NOFILE)"
 fi
 
-NCPU=$(getconf _NPROCESSORS_ONLN)
-if [ "$NCPU" -ge 2 ]; then
-	PIN_P="taskset -c $PCPU"
-	PIN_L="taskset -c $LCPU"
-	PIN_TEXT="pinned to CPU $PCPU; backend, wrk and client on CPU $LCPU"
-else
-	PIN_P=""
-	PIN_L=""
-	PIN_TEXT="not pinned (one CPU)"
-	note "only $NCPU CPU: no pinning, numbers are not comparable with pinned runs"
-fi
-TCK=$(getconf CLK_TCK)
 
 # --- process bookkeeping (bench/lib.sh) --------------------------------------
 
 . "$BENCH/lib.sh"
+pin_cpus "backend, wrk and client on CPU $LCPU"
 
 # "PSS_KB RSS_KB" summed over the PIDs given.
 mem_kb() {
