@@ -69,6 +69,7 @@ enum slot_kind {
 struct cslot {
 	enum slot_kind kind;
 	int head;                       /* HEAD request */
+	/* method, key and host live in the slot's own allocation, after it */
 	char *key;
 	size_t key_len;
 	char *host;                     /* the request's Host (for Location invalidation) */
@@ -336,9 +337,6 @@ static void slot_free(void *state, void *p)
 		atomic_fetch_sub(&st->filling, s->fill_bytes);
 	moat_cache_obj_put(s->obj);
 	moat_cache_obj_put(s->fill);
-	free(s->key);
-	free(s->host);
-	free(s->method);
 	free(s->fbuf);
 	free(s->fields);
 	free(s->purge_body);
@@ -745,29 +743,34 @@ static enum moat_mod_verdict cm_request(struct moat_mod_req *q)
 			return MOAT_MOD_NEXT;
 		return lookup(q, st, s);
 	}
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return MOAT_MOD_NEXT;
-	*q->slot = s;
-	s->request_time = wall_now();
-	s->method = malloc(h->method_len + 1);
-	if (s->method) {
-		memcpy(s->method, h->method, h->method_len);
-		s->method[h->method_len] = '\0';
-		s->method_len = h->method_len;
-	}
 	{
 		char kb[KEY_MAX];
 		struct kbuf k = { kb, 0, sizeof(kb) };
 		const char *target = h->target, *host = h->host;
 		size_t tlen = h->target_len, host_len = h->host_len;
+		int keyed;
+		char *p;
 
 		/* absolute-form: the authority is the host (RFC 9112 §3.2.2),
 		 * as moat routed it; the key and PURGE see the same request
 		 * as in origin-form */
 		absolute_split(&target, &tlen, &host, &host_len);
-		if (!tlen || target[0] != '/' ||
-		    build_key(rc, host, host_len, target, tlen, h->headers, h->nheaders, &k) < 0) {
+		keyed = tlen && target[0] == '/' &&
+			build_key(rc, host, host_len, target, tlen, h->headers, h->nheaders, &k) == 0;
+		if (!keyed || !host)
+			host_len = 0;
+		/* one allocation: the slot, then method, key and host */
+		s = calloc(1, sizeof(*s) + h->method_len + 1 + (keyed ? k.len : 0) + host_len + 1);
+		if (!s)
+			return MOAT_MOD_NEXT;
+		*q->slot = s;
+		s->request_time = wall_now();
+		p = (char *)(s + 1);
+		s->method = p;
+		memcpy(p, h->method, h->method_len);
+		s->method_len = h->method_len;
+		p += h->method_len + 1;
+		if (!keyed) {
 			s->kind = K_OTHER;
 			/* a PURGE is never forwarded ("PURGE *", a key too
 			 * long): refused, or answered by its tags alone */
@@ -775,18 +778,14 @@ static enum moat_mod_verdict cm_request(struct moat_mod_req *q)
 				return do_purge(q, st, s);
 			return MOAT_MOD_NEXT;
 		}
-		s->key = malloc(k.len);
-		if (!s->key)
-			return MOAT_MOD_NEXT;
-		memcpy(s->key, kb, k.len);
+		s->key = p;
+		memcpy(p, kb, k.len);
 		s->key_len = k.len;
+		p += k.len;
 		if (host) {
-			s->host = malloc(host_len + 1);
-			if (s->host) {
-				memcpy(s->host, host, host_len);
-				s->host[host_len] = '\0';
-				s->host_len = host_len;
-			}
+			s->host = p;
+			memcpy(p, host, host_len);
+			s->host_len = host_len;
 		}
 	}
 	if (h->method_len == 5 && memcmp(h->method, "PURGE", 5) == 0)
