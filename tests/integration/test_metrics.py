@@ -414,10 +414,13 @@ def test_failures_and_health(make_backend, make_moat):
     m, port = start(make_moat, config=cfg)
     assert get(m.port, "/x").status in (502, 503)
 
+    # the request is counted when its txn ends, just after the client got
+    # the answer: wait for that too (the health check may already be down)
     def done(f):
         return value(f, "moat_upstream_failures_total", upstream="app", kind="connect") >= 1 and \
-            value(f, "moat_upstream_server_up", upstream="checked", server=sick.addr) == 0
-    f = scrape_until(port, done, "a connect failure and the sick server down")
+            value(f, "moat_upstream_server_up", upstream="checked", server=sick.addr) == 0 and \
+            value(f, "moat_http_requests_total", route="*/", upstream="app", code="5xx") >= 1
+    f = scrape_until(port, done, "a connect failure, the sick server down and the 5xx counted")
     assert value(f, "moat_upstream_failures_total", upstream="app", kind="other") == 0
     assert value(f, "moat_upstream_health_transitions_total", upstream="checked", server=sick.addr,
                  to="down") == 1
