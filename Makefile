@@ -12,14 +12,14 @@
 CC       ?= cc
 PYTHON   ?= /usr/bin/python3
 BUILD    ?= build
-PKGS     := yaml-0.1 modsecurity zlib libbrotlienc libbrotlidec libzstd
+PKGS     := yaml-0.1 modsecurity zlib libbrotlienc libbrotlidec libzstd openssl libnghttp2
 WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
 	    -Wmissing-prototypes -Wformat=2 -Wvla -Wimplicit-fallthrough -Wundef \
 	    -Wno-unused-parameter
 CFLAGS   ?= -O2 -g
 CPPFLAGS += -Isrc -D_GNU_SOURCE
 ALL_CFLAGS = -std=c11 $(WARN) -pthread $(CFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lyaml -lmodsecurity) -pthread
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lyaml -lmodsecurity -lz -lbrotlienc -lbrotlidec -lzstd -lssl -lcrypto -lnghttp2) -pthread
 
 SRC      := $(shell find src -name '*.c' | sort)
 LIBSRC   := $(filter-out src/main.c,$(SRC))

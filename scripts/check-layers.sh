@@ -20,8 +20,8 @@ allowed() {
 	http) echo "core http" ;;
 	conf) echo "core conf" ;;
 	upstream) echo "core http conf upstream" ;;
-	proxy) echo "core http conf upstream proxy" ;;
-	mod) echo "core http conf upstream proxy mod" ;;
+	proxy) echo "core tls http conf upstream proxy" ;;
+	mod) echo "core tls http conf upstream proxy mod" ;;
 	*) echo "" ;;
 	esac
 }

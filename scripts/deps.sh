@@ -5,9 +5,9 @@
 set -eu
 
 profile=${1:-test}
-build="gcc make pkg-config libyaml-dev libmodsecurity-dev modsecurity-crs zlib1g-dev libbrotli-dev libzstd-dev"
-test="$build libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest python3-requests python3-brotli python3-zstandard curl chromium chromium-driver python3-selenium cppcheck slowhttptest"
-bench="$build nginx-light haproxy varnish wrk valgrind strace"
+build="gcc make pkg-config libyaml-dev libmodsecurity-dev modsecurity-crs zlib1g-dev libbrotli-dev libzstd-dev libssl-dev libnghttp2-dev"
+test="$build libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest python3-requests python3-brotli python3-zstandard python3-h2 nghttp2-client openssl curl chromium chromium-driver python3-selenium cppcheck slowhttptest"
+bench="$build nginx-light haproxy varnish wrk valgrind strace nghttp2-client openssl"
 case "$profile" in
 	build) want=$build ;;
 	test) want=$test ;;

@@ -44,6 +44,25 @@ struct moat_conf_cidr {
 	unsigned prefix;         /* prefix length in bits */
 };
 
+/* How moat talks to a server, from its URL's scheme. */
+enum moat_conf_scheme {
+	MOAT_SCHEME_HTTP = 0,       /* http://  HTTP/1.1 over TCP (default port 80) */
+	MOAT_SCHEME_HTTPS,          /* https:// HTTP/1.1 over TLS (default port 443) */
+	MOAT_SCHEME_H2C,            /* h2c://   HTTP/2 prior knowledge over TCP (default port 80); gRPC */
+	MOAT_SCHEME_H2,             /* h2://    HTTP/2 over TLS, ALPN h2 (default port 443); gRPC */
+};
+
+/* TLS towards the servers of an upstream ("tls:" in an upstream); used by
+ * https:// and h2:// servers. */
+struct moat_conf_upstream_tls {
+	int verify;                 /* verify the server's chain and name; default 1 */
+	char *ca;                   /* CA file (PEM); NULL = the system's store */
+	char *sni;                  /* name sent and verified; NULL = the server's host as
+				     * written (no SNI for an IP literal; the IP is verified) */
+	char *cert, *key;           /* client certificate for the backend (PEM); NULL = none */
+	struct moat_conf_pos pos;
+};
+
 struct moat_conf_server {
 	struct moat_conf_addr addr; /* numeric address after resolution; addr.text is
 				     * "host:port" as written, without "http://", with
@@ -55,6 +74,7 @@ struct moat_conf_server {
 	int drain;                  /* drain: true -- no new requests; in-flight ones finish */
 	unsigned max_connections;   /* concurrent requests to this server (all workers); 0 = unlimited */
 	int is_name;                /* host is a DNS name (re-resolved every resolve_interval) */
+	enum moat_conf_scheme scheme; /* from the URL: http:// (default), https://, h2c://, h2:// */
 };
 
 /* Load-balancing algorithm of an upstream. */
@@ -129,6 +149,7 @@ struct moat_conf_upstream {
 	unsigned max_pending;       /* requests that may wait for a free slot; default 0 = 503 at once */
 	uint64_t pending_timeout_ms; /* longest wait for a slot; default 1s */
 	uint64_t resolve_interval_ms; /* re-resolve server names; default 30s; 0 = never */
+	struct moat_conf_upstream_tls tls; /* for https:// and h2:// servers */
 };
 
 /* An address allow/deny list (listeners and routes). The most specific
@@ -253,11 +274,55 @@ struct moat_conf_route {
 	struct moat_conf_route_compress compress;
 };
 
+/* One certificate of a TLS listener: a chain and its key, PEM. */
+struct moat_conf_tls_cert {
+	char *cert;                 /* PEM: the leaf first, then intermediates */
+	char *key;                  /* PEM private key (RSA or EC) */
+	char *ocsp;                 /* DER OCSP response file to staple; NULL = none */
+	struct moat_conf_pos pos;
+};
+
+enum moat_conf_tls_verify {
+	MOAT_TLS_VERIFY_OFF = 0,    /* no client certificate asked */
+	MOAT_TLS_VERIFY_OPTIONAL,   /* asked; a client without one is let in; a bad one is refused */
+	MOAT_TLS_VERIFY_REQUIRED,   /* asked and required */
+};
+
+/* TLS of a listener ("tls:" in a listener). The certificate for a
+ * connection is chosen by SNI among every certificate's names (subjectAltName
+ * DNS entries, exact or "*.suffix"; CN when there is no SAN); the first
+ * certificate is the default. An RSA and an ECDSA certificate may carry the
+ * same names: the client gets ECDSA when it supports it. */
+struct moat_conf_tls {
+	int on;                     /* the listener speaks TLS */
+	struct moat_conf_tls_cert *certs;
+	size_t ncerts;
+	int min_version;            /* 0x0303 (TLS 1.2, default) or 0x0304 (1.3) */
+	char *ciphers;              /* TLS 1.2 list (OpenSSL syntax); NULL = ECDHE with AEAD only */
+	char *ciphersuites;         /* TLS 1.3 list; NULL = OpenSSL's (all AEAD) */
+	char *groups;               /* NULL = "X25519:P-256" */
+	int h2;                     /* offer h2 in ALPN; default 1 */
+	int session_tickets;        /* default 1 (keys rotated hourly, shared by every worker) */
+	char *client_ca;            /* mTLS: CA file (PEM) of client certificates; NULL = off */
+	enum moat_conf_tls_verify client_verify; /* default REQUIRED when client_ca is set */
+	char *client_header;        /* request field carrying the verified subject to the
+				     * backend; default "X-Client-Cert-Subject" (a client's own
+				     * field of that name is always removed) */
+	uint64_t hsts_max_age;      /* Strict-Transport-Security max-age in seconds; 0 = none (default) */
+	int hsts_subdomains, hsts_preload;
+	struct moat_conf_pos pos;
+};
+
 struct moat_conf_listener {
 	struct moat_conf_addr addr;
 	unsigned backlog;           /* default 511 */
 	struct moat_conf_acl acl;   /* allow/deny by peer address: closed at accept */
 	int proxy_protocol;         /* connections start with a PROXY v1/v2 header (trusted peers only) */
+	struct moat_conf_tls tls;   /* tls.on: a TLS listener */
+	int h2c;                    /* cleartext listener: also HTTP/2 with prior knowledge
+				     * (told apart by the connection preface); default 1 */
+	unsigned redirect_https;    /* cleartext listener: answer every request with 308 to
+				     * https:// on this port (443: no port in the URL); 0 = off */
 };
 
 enum moat_conf_log_format {
