@@ -36,7 +36,7 @@ FUZZSRC  := $(wildcard fuzz/*_fuzz.c)
 FUZZBIN  := $(FUZZSRC:fuzz/%.c=$(BUILD)/fuzz/%)
 
 .PHONY: all deps run test unit integration asan asan-build fuzz fuzz-short fuzz-long \
-	bench bench-guard bench-cache lint clean check-layers slowhttp
+	bench bench-guard bench-cache bench-tls testssl lint clean check-layers slowhttp
 
 all: $(BUILD)/moat
 
@@ -136,6 +136,19 @@ bench-guard: deps all
 bench-cache: deps all
 	@sh scripts/deps.sh bench
 	@sh bench/cache.sh
+
+# The TLS and HTTP/2 benchmark: handshakes, HTTPS keep-alive and h2 in moat,
+# nginx and HAProxy (installs the bench profile, h2load included, when run
+# as root); see docs/tls.md, "Benchmark".
+bench-tls: deps all
+	@sh scripts/deps.sh bench
+	@sh bench/tls.sh
+
+# testssl.sh against moat's TLS listener (protocols, ciphers, server
+# defaults, vulnerabilities); fails on a weak protocol or cipher offered or
+# a vulnerability found. Not part of `make test`; see docs/tls.md.
+testssl: all
+	@sh scripts/testssl.sh
 
 # moat under slowhttptest (slowloris, slow body, slow read: 2000 connections
 # each) while an ordinary client keeps being served; SLOWHTTP_SECONDS (30)
