@@ -17,6 +17,7 @@
 #include "conf/conf_cache.h"
 #include "conf/conf_guard.h"
 #include "conf/conf_int.h"
+#include "conf/conf_tls.h"
 #include "core/limits.h"
 
 const char *const moat_conf_default_hide_headers[MOAT_CONF_NDEFAULT_HIDE_HEADERS] = {
@@ -170,6 +171,7 @@ void moat_conf_upstream_init(struct moat_conf_upstream *u)
 	u->max_pending = MOAT_DEFAULT_UPSTREAM_MAX_PENDING;
 	u->pending_timeout_ms = MOAT_DEFAULT_UPSTREAM_PENDING_TIMEOUT_MS;
 	u->resolve_interval_ms = MOAT_DEFAULT_UPSTREAM_RESOLVE_INTERVAL_MS;
+	u->tls.verify = 1;
 }
 
 static void free_strings(char **list, size_t n)
@@ -189,6 +191,7 @@ void moat_conf_free(struct moat_conf *c)
 		return;
 	moat_conf_guard_free(c);
 	moat_conf_cache_free(c);
+	moat_conf_tls_free(c);
 	for (i = 0; i < c->nlisteners; i++)
 		free(c->listeners[i].addr.text);
 	free(c->listeners);
@@ -329,6 +332,7 @@ struct moat_conf *moat_conf_from_proxy_args(const char *from, const char *const 
 		goto oom;
 	c->nlisteners = 1;
 	c->listeners[0].backlog = MOAT_DEFAULT_BACKLOG;
+	moat_conf_tls_listener_init(&c->listeners[0]);
 	if (from == NULL)
 		from = "";
 	rc = moat_conf_parse_listen(from, &c->listeners[0].addr, why, sizeof why);
@@ -560,8 +564,12 @@ static void print_upstream(const struct moat_conf_upstream *u, FILE *out)
 	fprintf(out, "    servers:\n");
 	for (j = 0; j < u->nservers; j++) {
 		const struct moat_conf_server *s = &u->servers[j];
+		char url[320];
+
+		snprintf(url, sizeof url, "%s%s", s->scheme == MOAT_SCHEME_HTTP ? "" : moat_conf_scheme_prefix(s->scheme),
+			 s->addr.text ? s->addr.text : "");
 		fputs("      - { address: ", out);
-		put_quoted(out, s->addr.text ? s->addr.text : "");
+		put_quoted(out, url);
 		fprintf(out, ", weight: %u, backup: %s, drain: %s, max_connections: %u }\n", s->weight,
 			s->backup ? "true" : "false", s->drain ? "true" : "false", s->max_connections);
 	}
@@ -598,6 +606,7 @@ static void print_upstream(const struct moat_conf_upstream *u, FILE *out)
 	fprintf(out, "    max_connections: %u\n    max_pending: %u\n", u->max_connections, u->max_pending);
 	put_ms(out, "    ", "pending_timeout", u->pending_timeout_ms);
 	put_ms(out, "    ", "resolve_interval", u->resolve_interval_ms);
+	moat_conf_tls_print_upstream(u, out);
 }
 
 /* The admin section, only when enabled: its presence is what turns it on. */
@@ -694,6 +703,7 @@ int moat_conf_print(const struct moat_conf *c, FILE *out)
 			       c->listeners[i].addr.text ? c->listeners[i].addr.text : "");
 		fprintf(out, "    backlog: %u\n", c->listeners[i].backlog);
 		moat_conf_guard_print_listener(&c->listeners[i], out);
+		moat_conf_tls_print_listener(&c->listeners[i], out);
 	}
 
 	fprintf(out, "upstreams:\n");
@@ -885,5 +895,5 @@ int moat_conf_equal(const struct moat_conf *a, const struct moat_conf *b)
 			return 0;
 	if (!admin_eq(&a->admin, &b->admin))
 		return 0;
-	return moat_conf_guard_equal(a, b) && moat_conf_cache_equal(a, b);
+	return moat_conf_guard_equal(a, b) && moat_conf_cache_equal(a, b) && moat_conf_tls_equal(a, b);
 }

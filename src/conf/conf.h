@@ -320,7 +320,9 @@ struct moat_conf_listener {
 	int proxy_protocol;         /* connections start with a PROXY v1/v2 header (trusted peers only) */
 	struct moat_conf_tls tls;   /* tls.on: a TLS listener */
 	int h2c;                    /* cleartext listener: also HTTP/2 with prior knowledge
-				     * (told apart by the connection preface); default 1 */
+				     * (told apart by the connection preface); default 1;
+				     * always 0 on a TLS listener (h2 comes from ALPN there:
+				     * tls.h2), where the key is refused */
 	unsigned redirect_https;    /* cleartext listener: answer every request with 308 to
 				     * https:// on this port (443: no port in the URL); 0 = off */
 };
@@ -474,12 +476,23 @@ struct moat_conf *moat_conf_load_buffer(const char *name, const char *data, size
 
 /*
  * Builds a snapshot for `moat proxy --from ADDR --to URL [--to URL ...]`:
- * one listener, one upstream "default" with the given servers (URLs of the
- * form http://host:port, port defaulting to 80), one catch-all route,
- * access log to stdout. Returns NULL with `err` filled on a bad argument.
+ * one listener, one upstream "default" with the given servers (written as
+ * in a file: host:port, http://, https://, h2c:// or h2:// URLs, the port
+ * defaulting to the scheme's), one catch-all route, access log to stdout.
+ * Returns NULL with `err` filled on a bad argument.
  */
 struct moat_conf *moat_conf_from_proxy_args(const char *from, const char *const *to, size_t nto,
 					    unsigned workers, struct moat_conf_errors *err);
+
+/*
+ * `moat proxy ... --cert PATH [--key PATH]`: makes the listener of `c` a
+ * TLS listener with that one certificate (`key` NULL: the key is in the
+ * cert file) and every other tls default (h2 offered by ALPN). The files
+ * must be readable; their content is checked by the runtime. Returns 0, or
+ * -1 with "--cert: ..." / "--key: ..." lines in `err` (a key without a
+ * cert, an unreadable file). Control thread.
+ */
+int moat_conf_set_tls(struct moat_conf *c, const char *cert, const char *key, struct moat_conf_errors *err);
 
 /*
  * Enables the admin listener of `c` on `listen` (`moat proxy ... --admin

@@ -8,6 +8,8 @@
  *   conf_upstream.c  the "upstreams" section: servers, balancing, health,
  *                  outlier ejection, retries, queueing
  *   conf_admin.c   the "admin" section and --admin
+ *   conf_tls.c     listeners' tls / h2c / redirect_https, upstreams' tls,
+ *                  --cert / --key (conf_tls.h)
  *   conf_values.c  the scalar parsers: durations, sizes, CIDRs, listen and
  *                  server addresses, names; and their formatting back
  */
@@ -103,11 +105,14 @@ int moat_conf_header_add(char ***list, size_t *n, const char *name, size_t len);
 int moat_conf_parse_listen(const char *s, struct moat_conf_addr *out, char *why, size_t whylen);
 
 /*
- * Parses a server address: "host:port", "[IPv6]:port", "http://host[:port][/]"
- * (port 80 by default); "https://" is refused. A host name is resolved with
- * getaddrinfo (first result) unless moat_conf_no_resolve is set. Fills
- * out->addr (ss, len, text), out->host (both owned by `out`) and
- * out->is_name (1 when the host is a name rather than a numeric literal);
+ * Parses a server address: "host:port", "[IPv6]:port", or a URL
+ * "SCHEME://host[:port][/]" with the schemes http:// and h2c:// (port 80 by
+ * default), https:// and h2:// (port 443 by default), any case. A host name
+ * is resolved with getaddrinfo (first result) unless moat_conf_no_resolve
+ * is set. Fills out->addr (ss, len, text: "host:port" without the scheme,
+ * the default port added), out->host (both owned by `out`), out->scheme
+ * (MOAT_SCHEME_HTTP without a URL) and out->is_name (1 when the host is a
+ * name rather than a numeric literal);
  * weight, backup, drain and max_connections are not touched. Failure as for
  * moat_conf_parse_listen.
  */

@@ -21,6 +21,7 @@
 #include "conf/conf_cache.h"
 #include "conf/conf_guard.h"
 #include "conf/conf_int.h"
+#include "conf/conf_tls.h"
 #include "conf/conf_yaml.h"
 #include "core/limits.h"
 
@@ -327,7 +328,8 @@ static void set_listen(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
 	l->addr.pos = moat_conf_yaml_pos(val);
 }
 
-enum { LST_LISTEN, LST_BACKLOG, LST_ALLOW, LST_DENY, LST_ALLOW_FILE, LST_DENY_FILE, LST_PROXY_PROTOCOL };
+enum { LST_LISTEN, LST_BACKLOG, LST_ALLOW, LST_DENY, LST_ALLOW_FILE, LST_DENY_FILE, LST_PROXY_PROTOCOL, LST_TLS,
+       LST_H2C, LST_REDIRECT_HTTPS };
 
 static const struct moat_conf_key listener_keys[] = {
 	[LST_LISTEN] = { "listen", MOAT_CONF_K_CUSTOM, 0, 0, 0, set_listen, NULL, 0 },
@@ -340,6 +342,10 @@ static const struct moat_conf_key listener_keys[] = {
 	[LST_DENY_FILE] = { "deny_file", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_guard_listener_deny_file, NULL, 0 },
 	[LST_PROXY_PROTOCOL] = { "proxy_protocol", MOAT_CONF_K_BOOL,
 				 offsetof(struct moat_conf_listener, proxy_protocol), 0, 1, NULL, NULL, 0 },
+	[LST_TLS] = { "tls", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_tls_listener_tls, NULL, 0 },
+	[LST_H2C] = { "h2c", MOAT_CONF_K_BOOL, offsetof(struct moat_conf_listener, h2c), 0, 1, NULL, NULL, 0 },
+	[LST_REDIRECT_HTTPS] = { "redirect_https", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_tls_listener_redirect,
+				 NULL, 0 },
 };
 
 static void set_listeners(struct moat_conf_loader *ld, yaml_node_t *val, void *obj)
@@ -363,13 +369,18 @@ static void set_listeners(struct moat_conf_loader *ld, yaml_node_t *val, void *o
 	for (i = 0; i < count && !ld->stop; i++) {
 		struct moat_conf_listener *l = &c->listeners[i];
 		yaml_node_t *it = moat_conf_yaml_node(ld, items[i]);
+		struct moat_conf_pos where[MOAT_CONF_NELEM(listener_keys)];
+		unsigned seen;
 
 		if (it == NULL || moat_conf_yaml_over_budget(ld, it))
 			break;
 		l->backlog = MOAT_DEFAULT_BACKLOG;
+		moat_conf_tls_listener_init(l);
 		old = moat_conf_yaml_push_index(ld, i);
-		moat_conf_yaml_walk_entry(ld, it, listener_keys, MOAT_CONF_NELEM(listener_keys), l, LST_LISTEN,
-					  "\"listen: 127.0.0.1:8080\"", NULL);
+		seen = moat_conf_yaml_walk_entry(ld, it, listener_keys, MOAT_CONF_NELEM(listener_keys), l, LST_LISTEN,
+						 "\"listen: 127.0.0.1:8080\"", where);
+		moat_conf_tls_listener_check(ld, l, (seen & (1u << LST_H2C)) ? &where[LST_H2C] : NULL,
+					     (seen & (1u << LST_REDIRECT_HTTPS)) ? &where[LST_REDIRECT_HTTPS] : NULL);
 		moat_conf_yaml_pop(ld, old);
 		if (l->addr.text == NULL)
 			continue;

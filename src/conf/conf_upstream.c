@@ -21,6 +21,7 @@
 
 #include "conf/conf.h"
 #include "conf/conf_int.h"
+#include "conf/conf_tls.h"
 #include "conf/conf_yaml.h"
 #include "core/limits.h"
 
@@ -505,6 +506,7 @@ enum {
 	UPS_MAX_PENDING,
 	UPS_PENDING_TIMEOUT,
 	UPS_RESOLVE_INTERVAL,
+	UPS_TLS,
 };
 
 #define UPS_OFF(f) offsetof(struct moat_conf_upstream, f)
@@ -532,6 +534,7 @@ static const struct moat_conf_key upstream_keys[] = {
 				  MOAT_MAX_TIMEOUT_MS, NULL, NULL, 0 },
 	[UPS_RESOLVE_INTERVAL] = { "resolve_interval", MOAT_CONF_K_DURATION, UPS_OFF(resolve_interval_ms), 0,
 				   MOAT_MAX_TIMEOUT_MS, NULL, NULL, 0 },
+	[UPS_TLS] = { "tls", MOAT_CONF_K_CUSTOM, 0, 0, 0, moat_conf_tls_upstream_tls, NULL, 0 },
 };
 
 /* The checks across the keys of one upstream, once all are walked. */

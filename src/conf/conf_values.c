@@ -528,19 +528,28 @@ int moat_conf_parse_server(const char *s, struct moat_conf_server *out, char *wh
 	size_t alen, port_len;
 	unsigned port = 80;
 	int url = 0, named = 0, br, rc;
+	enum moat_conf_scheme scheme = MOAT_SCHEME_HTTP;
 
 	memset(&out->addr, 0, sizeof out->addr);
 	out->host = NULL;
 	out->is_name = 0;
+	out->scheme = MOAT_SCHEME_HTTP;
 	sep = strstr(s, "://");
 	if (sep != NULL) {
 		size_t slen = (size_t)(sep - s);
-		if (slen == 5 && strncasecmp(s, "https", 5) == 0) {
-			snprintf(why, whylen, "TLS to backends is not supported yet");
-			return MOAT_CONF_EVALUE;
-		}
-		if (slen != 4 || strncasecmp(s, "http", 4) != 0) {
-			snprintf(why, whylen, "unsupported scheme \"%.*s\" (only http:// is supported)",
+		if (slen == 4 && strncasecmp(s, "http", 4) == 0) {
+			scheme = MOAT_SCHEME_HTTP;
+		} else if (slen == 5 && strncasecmp(s, "https", 5) == 0) {
+			scheme = MOAT_SCHEME_HTTPS;
+			port = 443;
+		} else if (slen == 3 && strncasecmp(s, "h2c", 3) == 0) {
+			scheme = MOAT_SCHEME_H2C;
+		} else if (slen == 2 && strncasecmp(s, "h2", 2) == 0) {
+			scheme = MOAT_SCHEME_H2;
+			port = 443;
+		} else {
+			snprintf(why, whylen,
+				 "unsupported scheme \"%.*s\" (expected http://, https://, h2c:// or h2://)",
 				 (int)(slen > 16 ? 16 : slen), s);
 			return MOAT_CONF_EVALUE;
 		}
@@ -594,7 +603,7 @@ int moat_conf_parse_server(const char *s, struct moat_conf_server *out, char *wh
 		named = 1;
 	}
 	out->host = strdup(host);
-	out->addr.text = malloc(alen + 4);
+	out->addr.text = malloc(alen + 5);
 	if (out->host == NULL || out->addr.text == NULL) {
 		free(out->host);
 		free(out->addr.text);
@@ -603,11 +612,12 @@ int moat_conf_parse_server(const char *s, struct moat_conf_server *out, char *wh
 		return MOAT_CONF_ENOMEM;
 	}
 	memcpy(out->addr.text, auth, alen);
-	if (port_s == NULL)
-		memcpy(out->addr.text + alen, ":80", 4);
+	if (port_s == NULL) /* the scheme's default port: 80 or 443 */
+		memcpy(out->addr.text + alen, port == 443 ? ":443" : ":80", port == 443 ? 5 : 4);
 	else
 		out->addr.text[alen] = '\0';
 	out->is_name = named;
+	out->scheme = scheme;
 	return 0;
 }
 

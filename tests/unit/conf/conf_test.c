@@ -310,7 +310,7 @@ static void test_unknown_key(void **state)
 	expect_error("listeners:\n  - listner: 127.0.0.1:8080\n    listen: 127.0.0.1:8080\n"
 		     "upstreams: {app: {servers: [127.0.0.1:1]}}\nroutes: [{upstream: app}]\n",
 		     "t.yaml:2:5: unknown key \"listner\" in listeners[0]; expected one of: listen, backlog, allow, deny, "
-		     "allow_file, deny_file, proxy_protocol");
+		     "allow_file, deny_file, proxy_protocol, tls, h2c, redirect_https");
 	expect_error("worker: 2\n" MINIMAL_TAIL,
 		     "t.yaml:1:1: unknown key \"worker\" at the top level; expected one of: workers, log, limits, "
 		     "timeouts, proxy, listeners, upstreams, routes, admin, user, group, pid_file, rate_limits, bans, cache");
@@ -328,7 +328,7 @@ static void test_unknown_key(void **state)
 		     "listeners: [{listen: \":80\"}]\nroutes: [{upstream: app}]\n",
 		     "t.yaml:4:5: unknown key \"algoritm\" in upstreams.app; expected one of: servers, keepalive, "
 		     "keepalive_timeout, algorithm, hash, sticky, health_check, outlier, retry, slow_start, "
-		     "max_connections, max_pending, pending_timeout, resolve_interval");
+		     "max_connections, max_pending, pending_timeout, resolve_interval, tls");
 	expect_error("[a]: 1\n" MINIMAL_TAIL, "t.yaml:1:1: expected a key name at the top level, got a list");
 }
 
@@ -441,10 +441,10 @@ static void test_upstream_errors(void **state)
 
 	(void)state;
 #define U(ups) (snprintf(doc, sizeof doc, "%s%s", head, ups), doc)
-	expect_error(U("  app:\n    servers: [https://10.0.0.1:443]\n"),
-		     "t.yaml:5:15: upstreams.app.servers[0]: TLS to backends is not supported yet");
+	expect_error(U("  app:\n    servers: [h3://10.0.0.1:443]\n"),
+		     "t.yaml:5:15: upstreams.app.servers[0]: unsupported scheme \"h3\" (expected http://, https://, h2c:// or h2://)");
 	expect_error(U("  app:\n    servers: [\"ftp://10.0.0.1\"]\n"),
-		     "t.yaml:5:15: upstreams.app.servers[0]: unsupported scheme \"ftp\" (only http:// is supported)");
+		     "t.yaml:5:15: upstreams.app.servers[0]: unsupported scheme \"ftp\" (expected http://, https://, h2c:// or h2://)");
 	expect_error(U("  app:\n    servers: [\"http://10.0.0.1/app\"]\n"),
 		     "t.yaml:5:15: upstreams.app.servers[0]: a server URL has no path, query or fragment (got \"/app\")");
 	expect_error(U("  app:\n    servers: [10.0.0.1]\n"),
@@ -562,7 +562,7 @@ static void test_multiple_errors(void **state)
 		"  - listen: 127.0.0.1:99999\n"    /* 6 */
 		"upstreams:\n"                     /* 7 */
 		"  app:\n"                         /* 8 */
-		"    servers: [https://a:1]\n"     /* 9 */
+		"    servers: [wss://a:1]\n"       /* 9 */
 		"  unused: {servers: [1.2.3.4:5]}\n" /* 10 */
 		"routes:\n"                        /* 11 */
 		"  - upstream: nope\n";            /* 12 */
@@ -577,7 +577,7 @@ static void test_multiple_errors(void **state)
 		"t.yaml:4:3: unknown key \"drian\" in timeouts; expected one of: client_header, client_body, keepalive, "
 		"client_send, backend_connect, backend_first_byte, backend_idle, drain\n"
 		"t.yaml:6:13: listeners[0].listen: port must be between 1 and 65535, got 99999\n"
-		"t.yaml:9:15: upstreams.app.servers[0]: TLS to backends is not supported yet\n"
+		"t.yaml:9:15: upstreams.app.servers[0]: unsupported scheme \"wss\" (expected http://, https://, h2c:// or h2://)\n"
 		"t.yaml:12:15: routes[0].upstream: unknown upstream \"nope\"; defined upstreams: app, unused\n");
 	moat_conf_errors_free(&err);
 
@@ -759,7 +759,7 @@ static void test_proxy_args(void **state)
 
 static void test_proxy_args_errors(void **state)
 {
-	static const char *const bad[] = { "ftp://x", "127.0.0.1", "https://127.0.0.1:443", "http://127.0.0.1:3000" };
+	static const char *const bad[] = { "ftp://x", "127.0.0.1", "wss://127.0.0.1:443", "http://127.0.0.1:3000" };
 	struct moat_conf_errors err = { 0 };
 
 	(void)state;
@@ -771,9 +771,9 @@ static void test_proxy_args_errors(void **state)
 	assert_null(moat_conf_from_proxy_args("127.0.0.1:8080", bad, 3, 0, &err));
 	assert_int_equal(err.count, 3);
 	assert_string_equal(err.buf,
-		"--to: unsupported scheme \"ftp\" (only http:// is supported) (in \"ftp://x\")\n"
+		"--to: unsupported scheme \"ftp\" (expected http://, https://, h2c:// or h2://) (in \"ftp://x\")\n"
 		"--to: expected http://host:port, got \"127.0.0.1\" (missing port)\n"
-		"--to: TLS to backends is not supported yet (in \"https://127.0.0.1:443\")\n");
+		"--to: unsupported scheme \"wss\" (expected http://, https://, h2c:// or h2://) (in \"wss://127.0.0.1:443\")\n");
 	moat_conf_errors_free(&err);
 
 	assert_null(moat_conf_from_proxy_args("127.0.0.1:8080", bad, 0, 0, &err));
