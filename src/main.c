@@ -53,9 +53,12 @@ static void usage(FILE *f)
 		"       moat -t [-c FILE]              validate the config and exit\n"
 		"       moat --print-config [-c FILE]  print the effective config and exit\n"
 		"       moat proxy --from ADDR --to URL [--to URL ...] [--workers N] [--admin ADDR]\n"
-		"                  [--cache SIZE] [--compress]\n"
-		"                                      one-line mode; --cache 256MiB caches responses in\n"
-		"                                      that much memory, --compress compresses them\n"
+		"                  [--cache SIZE] [--compress] [--cert PATH [--key PATH]]\n"
+		"                                      one-line mode; --to takes http://, https://, h2c://\n"
+		"                                      and h2:// URLs; --cache 256MiB caches responses in\n"
+		"                                      that much memory, --compress compresses them;\n"
+		"                                      --cert makes --from a TLS listener with HTTP/2\n"
+		"                                      (--key: the key's file when not in the cert's)\n"
 		"       moat --version | --help\n"
 		"signals: HUP reload, TERM/INT graceful stop, USR1 reopen logs, USR2 binary upgrade\n");
 }
@@ -279,7 +282,7 @@ static int serve(struct moat_conf *conf, const char *path)
 
 static int cmd_proxy(int argc, char **argv)
 {
-	const char *from = NULL, *admin = NULL, *cache = NULL;
+	const char *from = NULL, *admin = NULL, *cache = NULL, *cert = NULL, *key = NULL;
 	const char *to[MAX_TO];
 	size_t nto = 0;
 	unsigned workers = 0;
@@ -291,7 +294,8 @@ static int cmd_proxy(int argc, char **argv)
 		const char *a = argv[i];
 
 		if ((strcmp(a, "--from") == 0 || strcmp(a, "--to") == 0 || strcmp(a, "--workers") == 0 ||
-		     strcmp(a, "--admin") == 0 || strcmp(a, "--cache") == 0) &&
+		     strcmp(a, "--admin") == 0 || strcmp(a, "--cache") == 0 || strcmp(a, "--cert") == 0 ||
+		     strcmp(a, "--key") == 0) &&
 		    i + 1 >= argc) {
 			fprintf(stderr, "moat proxy: %s needs a value\n", a);
 			return 2;
@@ -304,6 +308,10 @@ static int cmd_proxy(int argc, char **argv)
 			cache = argv[++i];
 		} else if (strcmp(a, "--compress") == 0) {
 			compress = 1;
+		} else if (strcmp(a, "--cert") == 0) {
+			cert = argv[++i];
+		} else if (strcmp(a, "--key") == 0) {
+			key = argv[++i];
 		} else if (strcmp(a, "--to") == 0) {
 			if (nto == MAX_TO) {
 				fprintf(stderr, "moat proxy: at most %d --to\n", MAX_TO);
@@ -335,7 +343,8 @@ static int cmd_proxy(int argc, char **argv)
 		print_errors(&e);
 		return 2;
 	}
-	if ((admin && moat_conf_set_admin(c, admin, &e) < 0) || (cache && moat_conf_set_cache(c, cache, &e) < 0)) {
+	if ((admin && moat_conf_set_admin(c, admin, &e) < 0) || (cache && moat_conf_set_cache(c, cache, &e) < 0) ||
+	    ((cert || key) && moat_conf_set_tls(c, cert, key, &e) < 0)) {
 		print_errors(&e);
 		moat_conf_free(c);
 		return 2;
