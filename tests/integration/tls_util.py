@@ -650,8 +650,8 @@ class H2Client:
                                      f"goaway={self.goaway}")
         return st
 
-    def get(self, path="/", headers=(), **kw):
-        return self.response(self.request("GET", path, headers, **kw))
+    def get(self, path="/", headers=(), timeout=None, **kw):
+        return self.response(self.request("GET", path, headers, **kw), timeout=timeout)
 
 
 def h2_get(port, tls=True, path="/", headers=(), **kw):
