@@ -48,6 +48,23 @@
  * moat_h2c_write takes less when full.
  *
  * Threading: one session, one thread; no callbacks into the caller.
+ *
+ * Details the implementation settled (h2c.c):
+ *  - A response without content-length whose final HEADERS carry
+ *    END_STREAM gets "content-length: 0" instead of a chunked body. The
+ *    added field is spelt "Transfer-Encoding: chunked"; the reason phrase
+ *    is the standard one for the status, "Status" for unknown codes.
+ *  - moat_h2c_write takes only the bytes of the request in progress; once
+ *    the request is whole, more bytes (a pipelined request) are refused
+ *    with -1 until the exchange completes. A CONNECT request is refused
+ *    (-1). After -1 for an invalid request the connection is not reusable.
+ *  - moat_h2c_read hands out what it holds before reporting -1 for a reset
+ *    stream. An exchange that failed (reset, refused by GOAWAY) leaves the
+ *    connection not reusable, even though HTTP/2 would allow another
+ *    stream. A protocol error in what the server sent (nghttp2 answers with
+ *    GOAWAY) shows as -1 / eof once that GOAWAY has been flushed.
+ *  - Fields the request's Connection field names are dropped too; Expect
+ *    is forwarded (a 100 from the server comes back as a 1xx head).
  */
 #ifndef MOAT_HTTP_H2C_H
 #define MOAT_HTTP_H2C_H
