@@ -388,7 +388,12 @@ static int check_modules(struct moat_conf *c)
 		fprintf(stderr, "moat: out of memory\n");
 		return -1;
 	}
-	rc = moat_phase_gen_build(&rt, &r, &why);
+	/* certificates and keys are loaded too: a broken one fails the test */
+	rc = moat_tls_gen_build(&r, &why);
+	if (rc == 0) {
+		moat_tls_gen_free(&r);
+		rc = moat_phase_gen_build(&rt, &r, &why);
+	}
 	if (rc < 0)
 		fprintf(stderr, "%s\n", why ? why : "out of memory");
 	else

@@ -42,6 +42,8 @@ const char *moat_refusal_name(enum moat_refusal r)
 		[MOAT_REFUSE_WAF] = "waf",
 		[MOAT_REFUSE_SLOW] = "slow",
 		[MOAT_REFUSE_PROXY_PROTOCOL] = "proxy_protocol",
+		[MOAT_REFUSE_TLS] = "tls_handshake",
+		[MOAT_REFUSE_H2] = "h2_protocol",
 	};
 
 	return (unsigned)r < MOAT_REFUSE_COUNT ? names[r] : "other";

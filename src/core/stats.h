@@ -58,6 +58,8 @@ enum moat_refusal {
 	MOAT_REFUSE_WAF,               /* 403 from the WAF */
 	MOAT_REFUSE_SLOW,              /* min_body_rate / min_send_rate: 408 or closed */
 	MOAT_REFUSE_PROXY_PROTOCOL,    /* missing, bad or untrusted PROXY header: closed */
+	MOAT_REFUSE_TLS,               /* TLS handshake failed (protocol, cipher, client certificate): closed */
+	MOAT_REFUSE_H2,                /* HTTP/2 connection ended for a protocol error or a flood (GOAWAY) */
 	MOAT_REFUSE_COUNT
 };
 
@@ -73,6 +75,10 @@ enum moat_refusal moat_refusal_of_status(int status);
 /* Per worker, whole-process figures. */
 struct moat_wstats {
 	moat_counter conns_accepted;
+	moat_counter tls_handshakes;   /* completed, client side */
+	moat_counter tls_resumed;      /* ... of which resumed a session */
+	moat_counter h2_conns;         /* client connections that spoke HTTP/2 */
+	moat_counter h2_streams;       /* requests that came over HTTP/2 */
 	moat_counter conns_closed;
 	moat_counter requests;
 	moat_counter refusals[MOAT_REFUSE_COUNT];

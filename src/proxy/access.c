@@ -110,7 +110,10 @@ size_t moat_access_format(char *out, size_t cap, int format, const struct moat_a
 		json_field(&w, "client", r->client, strlen(r->client));
 		json_field(&w, "method", r->method, r->method_len);
 		json_field(&w, "uri", r->uri, r->uri_len);
-		snprintf(tmp, sizeof(tmp), "HTTP/1.%d", r->minor);
+		if (r->h2)
+			snprintf(tmp, sizeof(tmp), "HTTP/2.0");
+		else
+			snprintf(tmp, sizeof(tmp), "HTTP/1.%d", r->minor);
 		json_field(&w, "proto", tmp, strlen(tmp));
 		json_field(&w, "host", r->host, r->host_len);
 		puts_(&w, ",\"status\":");
@@ -141,7 +144,10 @@ size_t moat_access_format(char *out, size_t cap, int format, const struct moat_a
 		put_text(&w, r->method, r->method_len);
 		puts_(&w, " ");
 		put_text(&w, r->uri, r->uri_len);
-		snprintf(tmp, sizeof(tmp), " HTTP/1.%d\" %d ", r->minor, r->status);
+		if (r->h2)
+			snprintf(tmp, sizeof(tmp), " HTTP/2.0\" %d ", r->status);
+		else
+			snprintf(tmp, sizeof(tmp), " HTTP/1.%d\" %d ", r->minor, r->status);
 		puts_(&w, tmp);
 		if (r->bytes_out)
 			putu(&w, r->bytes_out);

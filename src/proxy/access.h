@@ -17,6 +17,7 @@ struct moat_access_rec {
 	const char *ua; size_t ua_len;
 	const char *referer; size_t referer_len;
 	int minor;                 /* HTTP/1.minor */
+	int h2;                    /* the request came over HTTP/2: "HTTP/2.0" */
 	int status;
 	uint64_t bytes_in;         /* request bytes read (head + body) */
 	uint64_t bytes_out;        /* response body bytes sent */

@@ -15,8 +15,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
+#include "core/log.h"
 #include "core/sock.h"
 #include "proxy/proxy.h"
+#include "tls/tls.h"
 
 #define BACKEND_OUT_MAX (512u * 1024u)
 #define BACKEND_IN_EXTRA (64u * 1024u)
@@ -62,7 +66,8 @@ void moat_bconn_set_timer(struct moat_bconn *b, uint64_t deadline)
 }
 
 struct moat_bconn *moat_bconn_get(struct moat_worker *w, const struct sockaddr *sa, socklen_t len,
-				  const struct moat_conf_upstream *up, int fresh, int *err)
+				  const struct moat_conf_upstream *up, const struct moat_conf_server *sv,
+				  struct moat_tls_client *tc, int fresh, int *err)
 {
 	struct moat_bpool *p = pool_for(w, sa, len);
 	const struct moat_conf *conf = w->conf->ref->conf;
@@ -99,6 +104,9 @@ struct moat_bconn *moat_bconn_get(struct moat_worker *w, const struct sockaddr *
 	b->timer.cb = bconn_timeout;
 	b->state = MOAT_B_CONNECTING;
 	b->connect_started = w->loop.now_ms;
+	b->scheme = (uint8_t)sv->scheme;
+	b->sv = sv;
+	b->tc = tc;
 	moat_buf_init(&b->in, &w->bufpool, conf->limits.header_size_max + BACKEND_IN_EXTRA);
 	moat_buf_init(&b->out, &w->bufpool, BACKEND_OUT_MAX);
 	if (moat_loop_add(&w->loop, &b->ev, 1) < 0) {
@@ -121,6 +129,11 @@ void moat_bconn_close(struct moat_bconn *b)
 		pool_unlink(b);
 	b->dead = 1;
 	moat_timer_stop(&w->loop.timers, &b->timer);
+	moat_h2up_free(b);
+	if (b->tls) {
+		moat_tls_conn_free(b->tls);
+		b->tls = NULL;
+	}
 	close(b->ev.fd);
 	moat_buf_release(&b->in);
 	moat_buf_release(&b->out);
@@ -139,7 +152,7 @@ void moat_bconn_release(struct moat_bconn *b, int reusable, const struct moat_co
 	struct moat_bpool *p = b->pool;
 	struct moat_worker *w = b->w;
 
-	if (!reusable || up->keepalive == 0 || w->stopping) {
+	if (!reusable || up->keepalive == 0 || w->stopping || (b->h2 && !moat_h2up_reusable(b))) {
 		moat_bconn_close(b);
 		return;
 	}
@@ -165,6 +178,72 @@ void moat_bconn_release(struct moat_bconn *b, int reusable, const struct moat_co
 	moat_timer_set(&w->loop.timers, &b->timer, w->loop.now_ms + up->keepalive_timeout_ms);
 }
 
+/* TCP is up (and TLS when there is one): HTTP/2 set up, the txn told. */
+static void connected(struct moat_bconn *b)
+{
+	if (b->scheme == MOAT_SCHEME_H2C || b->scheme == MOAT_SCHEME_H2) {
+		if (moat_h2up_start(b, b->scheme == MOAT_SCHEME_H2) < 0) {
+			moat_client_backend_connected(b->c, -ENOMEM);
+			return;
+		}
+	}
+	b->state = MOAT_B_ACTIVE;
+	b->sv = NULL;
+	b->tc = NULL;
+	moat_client_backend_connected(b->c, 0);
+}
+
+static int is_ip_literal(const char *h)
+{
+	unsigned char tmp[16];
+
+	return inet_pton(AF_INET, h, tmp) == 1 || inet_pton(AF_INET6, h, tmp) == 1;
+}
+
+static int start_tls(struct moat_bconn *b)
+{
+	const struct moat_conf_upstream *up = b->c ? b->c->txn->up : NULL;
+	const struct moat_conf_server *sv = b->sv;
+	const char *sni = up && up->tls.sni ? up->tls.sni : sv->host;
+	char ip[64];
+
+	if (!b->tc)
+		return -1;
+	moat_sock_ntop((const struct sockaddr *)&b->pool->addr, ip, sizeof(ip));
+	if (sni && is_ip_literal(sni))
+		sni = NULL;
+	b->tls = moat_tls_connect(b->tc, b->ev.fd, sni, ip, sv->addr.text);
+	if (!b->tls)
+		return -1;
+	b->handshaking = 1;
+	b->io.can_read = 1;
+	b->io.can_write = 1;
+	return 0;
+}
+
+static void handshake(struct moat_bconn *b)
+{
+	int rc = moat_tls_handshake(b->tls);
+	char why[256];
+
+	if (rc == MOAT_TLS_WANT_READ || rc == MOAT_TLS_WANT_WRITE)
+		return;
+	b->handshaking = 0;
+	if (rc < 0) {
+		MOAT_WARN("backend %s: TLS handshake failed: %s", b->sv ? b->sv->addr.text : "?",
+			  moat_tls_error(b->tls, why, sizeof(why)));
+		moat_client_backend_connected(b->c, -ECONNREFUSED);
+		return;
+	}
+	if (b->scheme == MOAT_SCHEME_HTTPS) {
+		b->io.xp = &moat_tls_xport;
+		b->io.xa = b->tls;
+	}
+	b->io.can_read = 1;
+	b->io.can_write = 1;
+	connected(b);
+}
+
 static void bconn_event(struct moat_ev *ev, uint32_t events)
 {
 	struct moat_bconn *b = (struct moat_bconn *)ev;
@@ -179,11 +258,16 @@ static void bconn_event(struct moat_ev *ev, uint32_t events)
 		b->io.can_write = 1;
 	switch (b->state) {
 	case MOAT_B_IDLE:
-		/* Nothing is expected from an idle backend: EOF or junk. */
-		if (b->io.can_read)
+		/* Nothing is expected from an idle backend: EOF or junk
+		 * (HTTP/2: frames are taken; EOF or GOAWAY closes it). */
+		if (b->h2 ? moat_h2up_idle(b) < 0 : b->io.can_read)
 			moat_bconn_close(b);
 		return;
 	case MOAT_B_CONNECTING:
+		if (b->handshaking) {
+			handshake(b);
+			return;
+		}
 		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
 			return;
 		{
@@ -202,8 +286,15 @@ static void bconn_event(struct moat_ev *ev, uint32_t events)
 				moat_client_backend_connected(b->c, -err);
 				return;
 			}
-			b->state = MOAT_B_ACTIVE;
-			moat_client_backend_connected(b->c, 0);
+			if (b->scheme == MOAT_SCHEME_HTTPS || b->scheme == MOAT_SCHEME_H2) {
+				if (start_tls(b) < 0) {
+					moat_client_backend_connected(b->c, -ENOMEM);
+					return;
+				}
+				handshake(b);
+				return;
+			}
+			connected(b);
 		}
 		return;
 	case MOAT_B_ACTIVE:

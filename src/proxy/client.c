@@ -26,10 +26,12 @@
 
 #include "core/cidr.h"
 #include "core/sock.h"
+#include "http/h2s.h"
 #include "http/proxyproto.h"
 #include "proxy/errpage.h"
 #include "proxy/io.h"
 #include "proxy/proxy.h"
+#include "tls/tls.h"
 
 #define BODY_IN_EXTRA     (64u * 1024u)        /* input buffer room past the head limit */
 #define CLIENT_OUT_MAX    (512u * 1024u)
@@ -67,12 +69,26 @@ void moat_client_close(struct moat_client *c)
 		}
 		moat_txn_finish(c);
 	}
-	moat_phase_gone(c);
-	atomic_fetch_sub_explicit(&w->rt->nclients, 1, memory_order_relaxed);
 	moat_timer_stop(&w->loop.timers, &c->timer);
-	close(c->ev.fd);
 	moat_buf_release(&c->in);
 	moat_buf_release(&c->out);
+	if (c->virt) {
+		/* an HTTP/2 stream: no socket, not counted as a connection */
+		moat_h2stream_gone(c);
+		c->dead_next = w->dead_clients;
+		w->dead_clients = c;
+		moat_loop_defer(&w->loop, &w->reap);
+		return;
+	}
+	if (c->state == MOAT_C_H2)
+		moat_h2conn_close(c);
+	moat_phase_gone(c);
+	atomic_fetch_sub_explicit(&w->rt->nclients, 1, memory_order_relaxed);
+	if (c->tls) {
+		moat_tls_conn_free(c->tls);
+		c->tls = NULL;
+	}
+	close(c->ev.fd);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -90,6 +106,35 @@ void moat_client_close(struct moat_client *c)
 void moat_client_free(struct moat_client *c)
 {
 	free(c);
+}
+
+struct moat_client *moat_client_virtual(struct moat_client *parent)
+{
+	struct moat_worker *w = parent->w;
+	const struct moat_conf *conf = w->conf->ref->conf;
+	struct moat_client *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->w = w;
+	c->id = ++w->next_id;
+	memcpy(&c->peer, &parent->peer, parent->peerlen);
+	c->peerlen = parent->peerlen;
+	moat_buf_init(&c->in, &w->bufpool, conf->limits.header_size_max + BODY_IN_EXTRA);
+	moat_buf_init(&c->out, &w->bufpool, CLIENT_OUT_MAX);
+	c->ev.fd = -1;
+	c->timer.cb = client_timeout;
+	c->state = MOAT_C_HEAD;
+	c->virt = 1;
+	c->admitted = parent->admitted;
+	c->nodelay = 1;
+	c->tls = parent->tls;
+	c->lst = parent->lst;
+	c->io.can_read = 1;
+	c->io.can_write = 1;
+	c->head_deadline = w->loop.now_ms + conf->timeouts.client_header;
+	c->head_deadline_set = 1;
+	return c;
 }
 
 /* Half-close after the last response, then drain until EOF or LINGER_MS. */
@@ -112,9 +157,12 @@ static int run_closing(struct moat_client *c)
 			return 0;
 	}
 	if (!c->io.wr_shut) {
-		shutdown(c->ev.fd, SHUT_WR);
-		c->io.wr_shut = 1;
+		moat_io_shutdown(c->ev.fd, &c->io);
 		moat_buf_release(&c->in);
+	}
+	if (c->virt) {
+		moat_client_close(c);
+		return 0;
 	}
 	while (c->io.can_read && !c->io.eof) {
 		ssize_t r = read(c->ev.fd, sink, sizeof(sink));
@@ -166,7 +214,25 @@ void moat_client_accept(struct moat_worker *w, struct moat_listener *l, int fd, 
 	c->ev.cb = client_event;
 	c->timer.cb = client_timeout;
 	c->state = MOAT_C_HEAD;
+	c->lst = l;
+	if (lc && lc->tls.on) {
+		struct moat_tls_server *ts = w->conf->ref->tls_srv ?
+						     w->conf->ref->tls_srv[lc - conf->listeners] : NULL;
+
+		c->tls = ts ? moat_tls_accept(ts, fd) : NULL;
+		if (!c->tls) {
+			close(fd);
+			free(c);
+			atomic_fetch_sub_explicit(&w->rt->nclients, 1, memory_order_relaxed);
+			return;
+		}
+		c->state = MOAT_C_TLS;
+	} else if (lc) {
+		c->h2c_ok = lc->h2c ? 1 : 0;
+	}
 	if (moat_loop_add(&w->loop, &c->ev, 1) < 0) {
+		if (c->tls)
+			moat_tls_conn_free(c->tls);
 		close(fd);
 		free(c);
 		atomic_fetch_sub_explicit(&w->rt->nclients, 1, memory_order_relaxed);
@@ -192,22 +258,62 @@ void moat_client_accept(struct moat_worker *w, struct moat_listener *l, int fd, 
 			return;
 		}
 		c->state = MOAT_C_PROXY_HDR;
-		c->lst = l;
 	} else if (moat_phase_admit(c, lc) < 0) {
 		return;
 	}
 	moat_client_run(c);
 }
 
+static int proxy_hdr_done(struct moat_client *c, const struct moat_proxyproto *pp);
+
+/* Before TLS, the PROXY header is peeked at, then exactly its bytes are
+ * read: what follows is the TLS library's to read. */
+#define PROXY_PEEK_MAX 4096
+
+static int run_proxy_hdr_peek(struct moat_client *c)
+{
+	char buf[PROXY_PEEK_MAX];
+	struct moat_proxyproto pp;
+	ssize_t n;
+	int rc;
+
+	n = recv(c->ev.fd, buf, sizeof(buf), MSG_PEEK);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		c->io.can_read = 0;
+		return 0;
+	}
+	if (n <= 0) {
+		moat_client_close(c);
+		return -1;
+	}
+	rc = moat_proxyproto_parse(buf, (size_t)n, &pp);
+	if (rc == MOAT_AGAIN && (size_t)n < sizeof(buf)) {
+		c->io.can_read = 0;
+		return 0;
+	}
+	if (rc < 0) {
+		MOAT_STAT_INC(c->w->stats.refusals[MOAT_REFUSE_PROXY_PROTOCOL]);
+		moat_client_log_refusal(c, 0, "missing or malformed PROXY protocol header");
+		moat_client_close(c);
+		return -1;
+	}
+	if (recv(c->ev.fd, buf, (size_t)rc, 0) != rc) {
+		moat_client_close(c);
+		return -1;
+	}
+	c->io.can_read = 1;
+	return proxy_hdr_done(c, &pp);
+}
+
 /* PROXY protocol v1/v2 header: the client's address, then admission. */
 static int run_proxy_hdr(struct moat_client *c)
 {
-	const struct moat_conf *conf = cur_conf(c);
-	const struct moat_conf_listener *lc = NULL;
 	struct moat_proxyproto pp;
 	ssize_t r;
 	int rc;
 
+	if (c->tls)
+		return run_proxy_hdr_peek(c);
 	if (c->io.can_read) {
 		r = moat_io_read(c->ev.fd, &c->io, &c->in);
 		if (r < 0) {
@@ -230,11 +336,19 @@ static int run_proxy_hdr(struct moat_client *c)
 		return -1;
 	}
 	moat_buf_consume(&c->in, (size_t)rc);
-	if (!pp.local && pp.srclen > 0 && pp.srclen <= sizeof(c->peer)) {
-		memcpy(&c->peer, &pp.src, pp.srclen);
-		c->peerlen = pp.srclen;
+	return proxy_hdr_done(c, &pp);
+}
+
+static int proxy_hdr_done(struct moat_client *c, const struct moat_proxyproto *pp)
+{
+	const struct moat_conf *conf = cur_conf(c);
+	const struct moat_conf_listener *lc = NULL;
+
+	if (!pp->local && pp->srclen > 0 && pp->srclen <= sizeof(c->peer)) {
+		memcpy(&c->peer, &pp->src, pp->srclen);
+		c->peerlen = pp->srclen;
 	}
-	c->state = MOAT_C_HEAD;
+	c->state = c->tls ? MOAT_C_TLS : MOAT_C_HEAD;
 	/* the listener it came through, if still open (compared, not followed) */
 	for (size_t i = 0; i < c->w->nlisteners; i++)
 		if (c->w->listeners[i] == c->lst)
@@ -359,6 +473,18 @@ static int run_head(struct moat_client *c)
 	if (!c->head_deadline_set) {
 		c->head_deadline = w->loop.now_ms + conf->timeouts.client_header;
 		c->head_deadline_set = 1;
+	}
+	if (c->h2c_ok && c->requests == 0 && moat_buf_head(&c->in)[0] == 'P') {
+		/* HTTP/2 with prior knowledge: the connection preface */
+		size_t n = moat_buf_len(&c->in);
+
+		if (n > MOAT_H2_PREFACE_LEN)
+			n = MOAT_H2_PREFACE_LEN;
+		if (memcmp(moat_buf_head(&c->in), MOAT_H2_PREFACE, n) == 0) {
+			if (n < MOAT_H2_PREFACE_LEN)
+				return c->io.can_read && !c->io.eof ? 1 : 0;
+			return moat_h2conn_start(c) < 0 ? -1 : 1;
+		}
 	}
 	memset(&h, 0, sizeof(h));
 	h.headers = w->hdrs;
@@ -517,10 +643,14 @@ static void arm_client_timer(struct moat_client *c)
 			c->send_started_ms = 0;
 		break;
 	case MOAT_C_PROXY_HDR:
+	case MOAT_C_TLS:
 		deadline = c->head_deadline;
 		break;
 	case MOAT_C_CLOSING:
 		deadline = c->close_deadline;
+		break;
+	case MOAT_C_H2:
+		deadline = moat_h2conn_deadline(c);
 		break;
 	}
 	if (deadline)
@@ -547,6 +677,12 @@ void moat_client_run(struct moat_client *c)
 		case MOAT_C_CLOSING:
 			r = run_closing(c);
 			break;
+		case MOAT_C_TLS:
+			r = moat_client_run_tls(c);
+			break;
+		case MOAT_C_H2:
+			r = moat_h2conn_run(c);
+			break;
 		}
 		if (r == 0)
 			break;
@@ -564,8 +700,13 @@ static void client_event(struct moat_ev *ev, uint32_t events)
 		c->io.can_read = 1;
 	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->io.hup = 1;
-	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
 		c->io.can_write = 1;
+		if (c->io.rd_wants_wr) {
+			c->io.rd_wants_wr = 0;
+			c->io.can_read = 1;
+		}
+	}
 	moat_client_run(c);
 }
 
@@ -623,7 +764,13 @@ static void client_timeout(struct moat_timer *tm)
 		MOAT_STAT_INC(c->w->stats.refusals[MOAT_REFUSE_PROXY_PROTOCOL]);
 		moat_client_close(c);
 		return;
+	case MOAT_C_TLS:
+		MOAT_STAT_INC(c->w->stats.refusals[MOAT_REFUSE_TLS]);
+		moat_client_log_refusal(c, 0, "TLS handshake timeout");
+		moat_client_close(c);
+		return;
 	case MOAT_C_CLOSING:
+	case MOAT_C_H2:
 		moat_client_close(c);
 		return;
 	}
@@ -631,7 +778,9 @@ static void client_timeout(struct moat_timer *tm)
 
 void moat_client_stop_idle(struct moat_client *c)
 {
-	if (c->state == MOAT_C_HEAD && moat_buf_len(&c->in) == 0)
+	if (c->state == MOAT_C_H2)
+		moat_h2conn_stop(c);
+	else if ((c->state == MOAT_C_HEAD && moat_buf_len(&c->in) == 0) || c->state == MOAT_C_TLS)
 		moat_client_close(c);
 }
 

@@ -9,6 +9,7 @@
 const char *moat_errpage_reason(int status)
 {
 	switch (status) {
+	case 308: return "Permanent Redirect";
 	case 400: return "Bad Request";
 	case 403: return "Forbidden";
 	case 404: return "Not Found";

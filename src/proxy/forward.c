@@ -252,6 +252,8 @@ int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
 			continue;
 		if (f->strip_cond && is_cond(x))
 			continue;
+		if (f->drop && moat_h1_name_is(x, f->drop, f->drop_len))
+			continue;
 		/* Some backends read "Content_Length" as "Content-Length":
 		 * names with '_' are dropped, as nginx does by default. */
 		if (memchr(x->name, '_', x->name_len))
@@ -274,6 +276,8 @@ int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
 
 	if (f->extra)
 		put(&o, f->extra, f->extra_len);
+	if (f->tls_line)
+		put(&o, f->tls_line, f->tls_line_len);
 
 	/* X-Forwarded-For: extended only when the peer is trusted. */
 	PUTS(&o, "X-Forwarded-For: ");
@@ -289,6 +293,8 @@ int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
 		PUTS(&o, "X-Forwarded-Proto: ");
 		if (xp)
 			put(&o, xp->value, xp->value_len);
+		else if (f->https)
+			PUTS(&o, "https");
 		else
 			PUTS(&o, "http");
 		PUTS(&o, "\r\n");
@@ -329,7 +335,10 @@ int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
 		if (q)
 			PUTS(&o, "\"");
 	}
-	PUTS(&o, ";proto=http\r\n\r\n");
+	if (f->https)
+		PUTS(&o, ";proto=https\r\n\r\n");
+	else
+		PUTS(&o, ";proto=http\r\n\r\n");
 	return done(&o);
 }
 
@@ -401,6 +410,8 @@ int moat_fwd_response_head(struct moat_buf *b, const struct moat_h1_head *h,
 		put(&o, f->extra, f->extra_len);
 	if (f->extra2)
 		put(&o, f->extra2, f->extra2_len);
+	if (f->extra3)
+		put(&o, f->extra3, f->extra3_len);
 	if (f->framing != MOAT_FWD_RESP_TUNNEL) {
 		if (!f->keepalive)
 			PUTS(&o, "Connection: close\r\n");

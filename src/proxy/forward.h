@@ -35,6 +35,13 @@ struct moat_fwd_req {
 				    * (the cache fetches the whole response) */
 	const char *extra;         /* complete field lines (each ending CRLF) to add, or NULL */
 	size_t extra_len;
+	int https;                 /* the client came over TLS: X-Forwarded-Proto / proto= https */
+	const char *drop;          /* a lowercase field name never forwarded (the client
+				    * certificate's field: only moat may set it), or NULL */
+	size_t drop_len;
+	const char *tls_line;      /* moat's field line (CRLF-ended) about the client's
+				    * certificate, or NULL */
+	size_t tls_line_len;
 };
 
 /* Writes the request head into `out`. Returns 0 or -ENOBUFS. */
@@ -65,6 +72,8 @@ struct moat_fwd_resp {
 	size_t nhide3;
 	const char *extra2;        /* the modules' field lines to add, or NULL */
 	size_t extra2_len;
+	const char *extra3;        /* moat's own lines for the listener (HSTS), or NULL */
+	size_t extra3_len;
 };
 
 /* Writes the response head into `out`. Returns 0 or -ENOBUFS. */

@@ -4,6 +4,8 @@
 #include "proxy/io.h"
 
 #include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define READ_WANT (16u * 1024u)
@@ -19,6 +21,16 @@ ssize_t moat_io_read(int fd, struct moat_io *io, struct moat_buf *b)
 	room = moat_buf_reserve(b, READ_WANT);
 	if (room == 0)
 		return 0;
+	if (io->xp) {
+		r = io->xp->read(io->xa, io, b->data + b->end, room);
+		if (r > 0) {
+			b->end += (size_t)r;
+			io->nread += (uint64_t)r;
+		} else if (moat_buf_len(b) == 0) {
+			moat_buf_release(b);
+		}
+		return r;
+	}
 	r = read(fd, b->data + b->end, room);
 	if (r > 0) {
 		b->end += (size_t)r;
@@ -46,6 +58,55 @@ ssize_t moat_io_read(int fd, struct moat_io *io, struct moat_buf *b)
 	return -errno;
 }
 
+/*
+ * Writes through a transport: small pieces are gathered into one buffer
+ * first (one TLS record, one frame, instead of one per piece). A transport
+ * that took nothing must be offered the same bytes again (TLS's rule): the
+ * caller keeps them first in line, and the gathering takes the same prefix.
+ */
+#define GATHER (16u * 1024u)
+
+static ssize_t xport_writev(struct moat_io *io, const struct iovec *v, int nv, size_t total)
+{
+	char gather[GATHER];
+	size_t done = 0;
+
+	while (done < total && io->can_write) {
+		const char *p;
+		size_t len, skip = done, got = 0;
+		int i = 0;
+		ssize_t w;
+
+		while (skip >= v[i].iov_len) {
+			skip -= v[i].iov_len;
+			i++;
+		}
+		if (v[i].iov_len - skip >= GATHER || i == nv - 1) {
+			p = (const char *)v[i].iov_base + skip;
+			len = v[i].iov_len - skip;
+		} else {
+			for (; i < nv && got < GATHER; i++, skip = 0) {
+				size_t l = v[i].iov_len - skip;
+
+				if (l > GATHER - got)
+					l = GATHER - got;
+				memcpy(gather + got, (const char *)v[i].iov_base + skip, l);
+				got += l;
+			}
+			p = gather;
+			len = got;
+		}
+		w = io->xp->write(io->xa, io, p, len);
+		if (w < 0)
+			return w;
+		if (w == 0)
+			break;
+		done += (size_t)w;
+		io->nwritten += (uint64_t)w;
+	}
+	return (ssize_t)done;
+}
+
 ssize_t moat_io_sendv(int fd, struct moat_io *io, struct moat_buf *out, const struct iovec *iov,
 		      int n, int copy_rest)
 {
@@ -69,7 +130,11 @@ ssize_t moat_io_sendv(int fd, struct moat_io *io, struct moat_buf *out, const st
 	iovtot = total - pending;
 	if (total == 0)
 		return 0;
-	if (io->can_write) {
+	if (io->can_write && io->xp) {
+		w = xport_writev(io, v, nv, total);
+		if (w < 0)
+			return w;
+	} else if (io->can_write) {
 		w = writev(fd, v, nv);
 		if (w < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
@@ -121,4 +186,15 @@ ssize_t moat_io_flush(int fd, struct moat_io *io, struct moat_buf *out)
 	if (r < 0)
 		return r;
 	return (ssize_t)(before - moat_buf_len(out));
+}
+
+void moat_io_shutdown(int fd, struct moat_io *io)
+{
+	if (io->wr_shut)
+		return;
+	io->wr_shut = 1;
+	if (io->xp && io->xp->shutdown)
+		io->xp->shutdown(io->xa, io);
+	if (fd >= 0)
+		shutdown(fd, SHUT_WR);
 }

@@ -31,4 +31,8 @@ ssize_t moat_io_sendv(int fd, struct moat_io *io, struct moat_buf *out, const st
 /* Writes what `out` holds; returns the bytes written or -errno. */
 ssize_t moat_io_flush(int fd, struct moat_io *io, struct moat_buf *out);
 
+/* Ends the write side: the transport's (TLS close_notify), then the
+ * socket's (fd < 0: none). Once. */
+void moat_io_shutdown(int fd, struct moat_io *io);
+
 #endif

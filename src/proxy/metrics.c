@@ -334,6 +334,7 @@ static void process(const struct moat_admin_ctx *x, struct moat_text *t)
 {
 	const struct moat_runtime *rt = x->rt;
 	uint64_t active = 0, accepted = 0, refusals[MOAT_REFUSE_COUNT] = { 0 };
+	uint64_t hs = 0, hsr = 0, h2c = 0, h2s = 0;
 	int64_t up = (int64_t)time(NULL) - rt->started_at;
 	struct lbl l[1];
 
@@ -342,6 +343,10 @@ static void process(const struct moat_admin_ctx *x, struct moat_text *t)
 
 		active += __atomic_load_n(&w->nclients, __ATOMIC_RELAXED);
 		accepted += MOAT_STAT_GET(w->stats.conns_accepted);
+		hs += MOAT_STAT_GET(w->stats.tls_handshakes);
+		hsr += MOAT_STAT_GET(w->stats.tls_resumed);
+		h2c += MOAT_STAT_GET(w->stats.h2_conns);
+		h2s += MOAT_STAT_GET(w->stats.h2_streams);
 		for (unsigned k = 0; k < MOAT_REFUSE_COUNT; k++)
 			refusals[k] += MOAT_STAT_GET(w->stats.refusals[k]);
 	}
@@ -349,6 +354,14 @@ static void process(const struct moat_admin_ctx *x, struct moat_text *t)
 	sample(t, "moat_connections_active", NULL, 0, active);
 	family(t, "moat_connections_accepted_total", "counter", "Client connections accepted.");
 	sample(t, "moat_connections_accepted_total", NULL, 0, accepted);
+	family(t, "moat_tls_handshakes_total", "counter", "TLS handshakes completed with clients.");
+	sample(t, "moat_tls_handshakes_total", NULL, 0, hs);
+	family(t, "moat_tls_resumed_total", "counter", "TLS handshakes that resumed a session (tickets).");
+	sample(t, "moat_tls_resumed_total", NULL, 0, hsr);
+	family(t, "moat_h2_connections_total", "counter", "Client connections that spoke HTTP/2.");
+	sample(t, "moat_h2_connections_total", NULL, 0, h2c);
+	family(t, "moat_h2_streams_total", "counter", "Requests received over HTTP/2.");
+	sample(t, "moat_h2_streams_total", NULL, 0, h2s);
 	family(t, "moat_refusals_total", "counter", "Answers moat gave itself instead of a backend's, by reason.");
 	for (unsigned k = 0; k < MOAT_REFUSE_COUNT; k++) {
 		l[0] = (struct lbl){ "reason", moat_refusal_name((enum moat_refusal)k) };

@@ -36,12 +36,38 @@
 #include "upstream/state.h"
 
 struct moat_worker;
+struct moat_io;
+struct moat_tls_conn;
+struct moat_tls_server;
+struct moat_tls_client;
+struct moat_h2conn;
+
+/*
+ * A transport under a conn's bytes, when they do not go straight to the
+ * socket: TLS (tlsconn.c), one stream of an HTTP/2 connection (h2conn.c),
+ * an HTTP/2 backend connection (h2up.c). moat_io_* call it instead of
+ * read/writev; each keeps io's flags true as the plain path does.
+ */
+struct moat_xport {
+	/* Reads up to n bytes: > 0 bytes; 0 nothing now (can_read cleared)
+	 * or the end (eof set); -errno fatal. */
+	ssize_t (*read)(void *x, struct moat_io *io, char *p, size_t n);
+	/* Writes up to n bytes: > 0 taken; 0 none now (can_write cleared);
+	 * -errno fatal. */
+	ssize_t (*write)(void *x, struct moat_io *io, const char *p, size_t n);
+	/* The write side ends (TLS close_notify); the caller then shuts the
+	 * socket's write side if it has one. */
+	void (*shutdown)(void *x, struct moat_io *io);
+};
 
 /* Edge-triggered readiness of one socket, as last seen. */
 struct moat_io {
 	unsigned char can_read, can_write, eof, wr_shut;
 	unsigned char hup;          /* the peer's FIN or an error was reported: read to EOF */
+	unsigned char rd_wants_wr;  /* TLS: a read waits for the socket to be writable */
 	uint64_t nread, nwritten;   /* bytes moved so far, to tell progress from events */
+	const struct moat_xport *xp; /* NULL: the socket itself */
+	void *xa;                   /* the transport's state */
 };
 
 /* A published config generation, shared by all threads. */
@@ -56,6 +82,9 @@ struct moat_confref {
 	void *mod_gen[MOAT_MOD_MAX];    /* each module's state for this generation */
 	uint8_t *route_mods;            /* per route: bit i = module i's request hook runs
 					 * (route_on); NULL: all of them */
+	struct moat_tls_server **tls_srv; /* per listener: its TLS context, or NULL (tlsconn.c) */
+	struct moat_tls_client **tls_cli; /* per upstream with https:// or h2:// servers, or NULL */
+	int any_redirect;               /* a listener has redirect_https */
 	void *const *mod_state;         /* the runtime's module states (for gen_free) */
 };
 
@@ -109,8 +138,13 @@ struct moat_bconn {
 	struct moat_timer timer;
 	enum moat_bconn_state state;
 	struct moat_io io;
-	unsigned dead : 1, reused : 1;
+	unsigned dead : 1, reused : 1, handshaking : 1;
 	uint64_t connect_started;
+	struct moat_tls_conn *tls;      /* https:// and h2:// servers */
+	struct moat_tls_client *tc;     /* CONNECTING: the context to start TLS with */
+	const struct moat_conf_server *sv; /* CONNECTING: the server (scheme, name) */
+	uint8_t scheme;                 /* enum moat_conf_scheme */
+	void *h2;                       /* h2c:// and h2:// servers: the HTTP/2 session (h2up.c) */
 	struct moat_bconn *dead_next;
 };
 
@@ -211,6 +245,8 @@ enum moat_client_state {
 	MOAT_C_PROXY_HDR,           /* reading the PROXY protocol header (before any head) */
 	MOAT_C_TXN,                 /* a txn runs */
 	MOAT_C_CLOSING,             /* flushing the last bytes, then close */
+	MOAT_C_TLS,                 /* TLS handshake (after any PROXY header) */
+	MOAT_C_H2,                  /* an HTTP/2 connection: its streams are virtual clients */
 };
 
 /* A client connection. */
@@ -225,7 +261,11 @@ struct moat_client {
 	struct moat_timer timer;
 	enum moat_client_state state;
 	struct moat_io io;
-	unsigned dead : 1, head_deadline_set : 1, nodelay : 1, on_pending : 1, admitted : 1, slow : 1;
+	unsigned dead : 1, head_deadline_set : 1, nodelay : 1, on_pending : 1, admitted : 1, slow : 1,
+		virt : 1,                  /* an HTTP/2 stream: no socket of its own (h2conn.c) */
+		h2c_ok : 1;                /* cleartext listener taking HTTP/2 prior knowledge */
+	struct moat_tls_conn *tls;         /* a TLS connection (also set on its streams: the parent's) */
+	void *h2;                          /* MOAT_C_H2: its struct moat_h2conn; virt: its stream */
 	uint8_t gone_mask;                 /* modules whose `gone` hook this conn owes (phase.c) */
 	struct moat_client *pnext, *pprev; /* worker's pending list (txn waiting for a slot) */
 	uint64_t head_deadline;
@@ -268,6 +308,8 @@ struct moat_worker {
 	struct moat_timer accept_timer;
 	struct moat_defer reap;
 	struct moat_client *dead_clients;
+	struct moat_h2conn *h2_dirty;  /* HTTP/2 conns with frames to send (h2conn.c) */
+	struct moat_defer h2_flush;
 	struct moat_bconn *dead_bconns;
 	struct moat_listener *dead_listeners;
 	int start_error;               /* -errno when listeners failed at start */
@@ -401,6 +443,9 @@ int moat_txn_pending_retry(struct moat_client *c);
 void moat_client_accept(struct moat_worker *w, struct moat_listener *l, int fd, const struct sockaddr *sa,
 			socklen_t len);
 void moat_client_free(struct moat_client *c);
+/* A virtual client for one HTTP/2 stream of `parent` (h2conn.c sets its
+ * transport); NULL when out of memory. */
+struct moat_client *moat_client_virtual(struct moat_client *parent);
 void moat_client_run(struct moat_client *c);
 void moat_client_stop_idle(struct moat_client *c);
 void moat_client_abort(struct moat_client *c);
@@ -409,9 +454,39 @@ void moat_client_backend_connected(struct moat_client *c, int err);
 /* From backend.c: a backend timer expired while a txn used it. */
 void moat_client_backend_timeout(struct moat_client *c);
 
+/* tlsconn.c: TLS contexts per generation, the TLS transport, handshakes */
+extern const struct moat_xport moat_tls_xport;
+int moat_tls_gen_build(struct moat_confref *r, char **why);
+void moat_tls_gen_free(struct moat_confref *r);
+/* MOAT_C_TLS: 1 progress, 0 waiting, -1 closed. */
+int moat_client_run_tls(struct moat_client *c);
+/* The listener config of a client's listener in generation `conf`, or NULL. */
+const struct moat_conf_listener *moat_client_listener(const struct moat_client *c, const struct moat_conf *conf);
+
+/* h2conn.c: HTTP/2 connections whose streams run as virtual clients */
+/* Turns c (after the preface or ALPN h2) into an HTTP/2 connection; -1
+ * after closing it. */
+int moat_h2conn_start(struct moat_client *c);
+int moat_h2conn_run(struct moat_client *c);
+void moat_h2conn_close(struct moat_client *c);   /* from moat_client_close */
+uint64_t moat_h2conn_deadline(struct moat_client *c); /* its timer (0: none) */
+void moat_h2conn_stop(struct moat_client *c);    /* graceful: GOAWAY */
+void moat_h2conn_flush_dirty(struct moat_defer *d);
+/* A stream's virtual client is closed: tell the session. */
+void moat_h2stream_gone(struct moat_client *vc);
+
+/* h2up.c: HTTP/2 backend connections */
+int moat_h2up_start(struct moat_bconn *b, int tls);
+void moat_h2up_free(struct moat_bconn *b);
+int moat_h2up_idle(struct moat_bconn *b);             /* idle and readable: -1 close it */
+int moat_h2up_reusable(const struct moat_bconn *b);
+
 /* backend.c */
+/* `sv`: the server (its scheme: TLS and HTTP/2 set up after the connect);
+ * `tc`: the upstream's TLS context for https:// and h2:// (else NULL). */
 struct moat_bconn *moat_bconn_get(struct moat_worker *w, const struct sockaddr *sa, socklen_t len,
-				  const struct moat_conf_upstream *up, int fresh, int *err);
+				  const struct moat_conf_upstream *up, const struct moat_conf_server *sv,
+				  struct moat_tls_client *tc, int fresh, int *err);
 void moat_bconn_release(struct moat_bconn *b, int reusable, const struct moat_conf_upstream *up);
 void moat_bconn_close(struct moat_bconn *b);
 void moat_bconn_free(struct moat_bconn *b);

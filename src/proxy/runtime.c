@@ -23,6 +23,7 @@ void moat_confref_put(struct moat_confref *r)
 {
 	if (atomic_fetch_sub(&r->refs, 1) == 1) {
 		moat_phase_gen_free(r);
+		moat_tls_gen_free(r);
 		moat_srv_unbind(r->reg, r->ups, r->conf->nupstreams, r->routes, r->conf->nroutes);
 		moat_conf_free(r->conf);
 		free(r);
@@ -43,7 +44,12 @@ static struct moat_confref *confref_new(struct moat_runtime *rt, struct moat_con
 	if (!r)
 		return NULL;
 	r->conf = conf;
+	if (moat_tls_gen_build(r, why) < 0) {
+		free(r);
+		return NULL;
+	}
 	if (moat_phase_gen_build(rt, r, why) < 0) {
+		moat_tls_gen_free(r);
 		free(r);
 		return NULL;
 	}
@@ -51,6 +57,7 @@ static struct moat_confref *confref_new(struct moat_runtime *rt, struct moat_con
 	r->ups = moat_srv_bind(rt->reg, conf, &r->routes);
 	if (!r->ups) {
 		moat_phase_gen_free(r);
+		moat_tls_gen_free(r);
 		free(r);
 		return NULL;
 	}

@@ -28,6 +28,7 @@
 #include "proxy/forward.h"
 #include "proxy/io.h"
 #include "proxy/proxy.h"
+#include "tls/tls.h"
 #include "proxy/route.h"
 #include "core/cidr.h"
 #include "http/path.h"
@@ -162,6 +163,7 @@ static void write_access(struct moat_client *c, struct moat_txn *t)
 	r.ua = p; r.ua_len = t->lv_ua; p += t->lv_ua;
 	r.referer = p; r.referer_len = t->lv_ref;
 	r.minor = t->minor;
+	r.h2 = c->virt;
 	r.status = t->status;
 	r.bytes_in = t->bytes_in;
 	r.bytes_out = t->bytes_out;
@@ -233,6 +235,91 @@ static int split_absolute(const char *t, size_t n, const char **auth, size_t *al
 	return 1;
 }
 
+/* A cleartext listener with redirect_https: 308 to the same host and
+ * target on https. 1 when answered. */
+static int redirect_https(struct moat_client *c, const struct moat_conf *conf, const char *host, size_t host_len,
+			  const char *path, size_t path_len)
+{
+	const struct moat_conf_listener *lc = moat_client_listener(c, conf);
+	char loc[8192];
+	size_t hl = host_len;
+	int n;
+
+	if (!lc || !lc->redirect_https || !host || !host_len)
+		return 0;
+	/* the host without its port ("[v6]" kept whole) */
+	if (host[0] == '[') {
+		const char *e = memchr(host, ']', host_len);
+
+		hl = e ? (size_t)(e - host) + 1 : host_len;
+	} else {
+		const char *colon = memchr(host, ':', host_len);
+
+		if (colon)
+			hl = (size_t)(colon - host);
+	}
+	if (path_len == 0 || path[0] != '/') {
+		path = "/";
+		path_len = 1;
+	}
+	if (lc->redirect_https == 443)
+		n = snprintf(loc, sizeof(loc), "Location: https://%.*s%.*s\r\n", (int)hl, host, (int)path_len, path);
+	else
+		n = snprintf(loc, sizeof(loc), "Location: https://%.*s:%u%.*s\r\n", (int)hl, host,
+			     lc->redirect_https, (int)path_len, path);
+	if (n <= 0 || (size_t)n >= sizeof(loc))
+		return 0;
+	moat_txn_answer_ex(c, 308, loc, (size_t)n, NULL, 0);
+	return 1;
+}
+
+/* TLS clients: the certificate's field (the client's own one dropped) and
+ * https as the forwarded protocol. */
+static void tls_fields(struct moat_client *c, const struct moat_conf *conf, struct moat_fwd_req *f, char *name,
+		       size_t name_cap, char *line, size_t line_cap)
+{
+	const struct moat_conf_listener *lc = moat_client_listener(c, conf);
+	const char *hn = lc && lc->tls.client_header ? lc->tls.client_header : "X-Client-Cert-Subject";
+	size_t nl = strlen(hn), sl;
+	char subject[1024];
+
+	f->https = 1;
+	if (nl >= name_cap)
+		return;
+	for (size_t i = 0; i <= nl; i++)
+		name[i] = (char)((hn[i] >= 'A' && hn[i] <= 'Z') ? hn[i] + 32 : hn[i]);
+	f->drop = name;
+	f->drop_len = nl;
+	sl = moat_tls_peer_subject(c->tls, subject, sizeof(subject));
+	if (sl == 0 || nl + sl + 4 > line_cap)
+		return;
+	memcpy(line, hn, nl);
+	line[nl] = ':';
+	line[nl + 1] = ' ';
+	for (size_t i = 0; i < sl; i++) {
+		unsigned char ch = (unsigned char)subject[i];
+
+		line[nl + 2 + i] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+	}
+	memcpy(line + nl + 2 + sl, "\r\n", 2);
+	f->tls_line = line;
+	f->tls_line_len = nl + sl + 4;
+}
+
+/* Strict-Transport-Security of a TLS listener into buf; the length (0: none). */
+static size_t hsts_line(struct moat_client *c, const struct moat_conf *conf, char *buf, size_t cap)
+{
+	const struct moat_conf_listener *lc = moat_client_listener(c, conf);
+	int n;
+
+	if (!lc || !lc->tls.hsts_max_age)
+		return 0;
+	n = snprintf(buf, cap, "Strict-Transport-Security: max-age=%llu%s%s\r\n",
+		     (unsigned long long)lc->tls.hsts_max_age, lc->tls.hsts_subdomains ? "; includeSubDomains" : "",
+		     lc->tls.hsts_preload ? "; preload" : "");
+	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
 static int upgrade_is_h2c(const struct moat_h1_head *h)
 {
 	for (size_t i = 0; i < h->nheaders; i++)
@@ -293,6 +380,7 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 	char ip[64];
 	uint64_t body_max;
 	char *fwd_path = NULL;
+	char tls_name[128], tls_line[1280];
 	int abs, hooks, rc;
 
 	if (!t) {
@@ -359,6 +447,10 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 		moat_buf_consume(&c->in, headlen);
 		t->keepalive = 0;
 		moat_txn_error(c, 400);
+		return;
+	}
+	if (w->conf->ref->any_redirect && !c->tls && redirect_https(c, conf, host, host_len, path, path_len)) {
+		moat_buf_consume(&c->in, headlen);
 		return;
 	}
 	/* Route on the normalised path: "/public/../admin" is /admin. The
@@ -453,6 +545,8 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 		f.extra = t->fwd.extra;
 		f.extra_len = t->fwd.extra_len;
 	}
+	if (c->tls)
+		tls_fields(c, conf, &f, tls_name, sizeof(tls_name), tls_line, sizeof(tls_line));
 	if (t->route->normalize_path && path_len && path[0] == '/') {
 		/* the route forwards the path it was routed on, with the query */
 		const char *qm = memchr(path, '?', path_len);
@@ -724,7 +818,8 @@ static void txn_try(struct moat_client *c)
 		}
 		t->tries++;
 		len = moat_srv_addr(t->srv, &ss);
-		b = moat_bconn_get(w, (const struct sockaddr *)&ss, len, t->up, t->tries > 1, &err);
+		b = moat_bconn_get(w, (const struct sockaddr *)&ss, len, t->up, &t->up->servers[idx],
+				   t->wc->ref->tls_cli ? t->wc->ref->tls_cli[t->up_idx] : NULL, t->tries > 1, &err);
 		if (b)
 			break;
 		/* Immediate connect failure (no route, no fd...). */
@@ -1311,6 +1406,7 @@ static int parse_response_head(struct moat_client *c, struct moat_txn *t, struct
 {
 	char sticky[256];
 	const struct moat_conf *conf = txn_conf(t);
+	char hsts[128];
 	struct moat_worker *w = c->w;
 	struct moat_h1_limits lim = {
 		.request_line_max = conf->limits.header_size_max,
@@ -1377,6 +1473,12 @@ static int parse_response_head(struct moat_client *c, struct moat_txn *t, struct
 	f.hide = (const char *const *)conf->hide_headers;
 	f.nhide = conf->nhide_headers;
 	f.hide2 = (const char *const *)t->route->strip_headers;
+	if (c->tls) {
+		f.extra3 = hsts;
+		f.extra3_len = hsts_line(c, conf, hsts, sizeof(hsts));
+		if (!f.extra3_len)
+			f.extra3 = NULL;
+	}
 	f.nhide2 = t->route->nstrip_headers;
 	if (!t->sink)
 		t->status = h.status;

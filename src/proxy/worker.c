@@ -566,6 +566,7 @@ void *moat_worker_main(void *arg)
 	w->loop.owner = w;
 	w->loop.on_wake = on_wake;
 	w->reap.cb = reap;
+	w->h2_flush.cb = moat_h2conn_flush_dirty;
 	w->stop_timer.cb = stop_timer_cb;
 	w->accept_timer.cb = accept_timer_cb;
 	w->refusal_timer.cb = moat_worker_refusal_summary;
