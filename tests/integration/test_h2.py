@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from harness import Client, free_port, huge, pattern_sha256, t
+from harness import Client, chunked_response, free_port, head_aware, huge, pattern_sha256, t
 from tls_util import (CANCEL, CONTINUATION, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM,  # noqa: F401
                       HEADERS, PING, RST_STREAM, SETTINGS, SETTINGS_MAX_CONCURRENT_STREAMS,
                       H2Client, RawH2, echo_json, frame, hdrs, hpack_block, https_curl, moat_alive_h2,
@@ -373,3 +373,27 @@ def test_ordinary_after_goaway_on_other_conn(h2moat):
             bad.send(b"\x00\x00\x08\x07\x00\x00\x00\x00\x01" + b"\x00" * 8)  # GOAWAY on stream 1
             bad.drain(t(2))
         assert keep.get("/k2").status == 200
+
+
+def test_chunked_trailers_from_http11_backend_reach_h2_client(make_backend, make_moat, pki):
+    b = make_backend(chunked_response([b"abc", b"defg"], trailers=[("X-Checksum", "42")]))
+    port = free_port()
+    make_moat([b], {"listeners": [{"listen": f"127.0.0.1:{port}",
+                                   "tls": {"cert": pki.ec, "key": pki.ec_key}}]})
+    with H2Client(port) as c:
+        r = c.get("/tr", headers=[("te", "trailers")])
+    assert r.status == 200 and bytes(r.data) == b"abcdefg", r
+    assert r.trailer("x-checksum") == "42", r
+    assert r.header("transfer-encoding") is None, r
+
+
+def test_head_and_204_have_no_data(make_backend, make_moat, pki):
+    b = make_backend(head_aware(b"hello"))
+    port = free_port()
+    make_moat([b], {"listeners": [{"listen": f"127.0.0.1:{port}",
+                                   "tls": {"cert": pki.ec, "key": pki.ec_key}}]})
+    with H2Client(port) as c:
+        r = c.response(c.request("HEAD", "/h"))
+        assert r.status == 200 and bytes(r.data) == b"" and r.header("content-length") == "5", r
+        r = c.get("/g")
+        assert r.status == 200 and bytes(r.data) == b"hello", r

@@ -80,6 +80,22 @@ def test_one_line_mode_serves_https_h2_and_http11(make_backend, make_moat, pki):
     assert b.wait_requests(2)
 
 
+def test_plaintext_to_tls_port_and_stalled_handshake(make_backend, make_moat, pki):
+    """Cleartext HTTP on the TLS port is not served; a client that stalls
+    inside its handshake holds up nobody."""
+    b = make_backend()
+    m, _ = tls_moat(make_moat, [b], pki)
+    with Client(m.port, timeout=5) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert c.wait_closed(5), "moat kept a cleartext connection on its TLS port open"
+        assert b"200 OK" not in c.leftover
+    with Client(m.port, timeout=5) as stalled:
+        stalled.send(b"\x16\x03\x01\x00\xc8\x01")   # the start of a ClientHello
+        for _ in range(3):
+            get_ok(m, pki, http="2")
+    assert len(b.requests) == 3
+
+
 # --------------------------------------------------------------------------
 # Which certificate
 
@@ -244,11 +260,27 @@ def test_ocsp_no_staple_without_config(make_backend, make_moat, pki):
 
 def test_ocsp_staple(make_backend, make_moat, pki):
     port = free_port()
-    lst = {"listen": f"127.0.0.1:{port}", "tls": {"certs": [pki.pair("ec", ocsp=pki.ocsp_ec)]}}
+    lst = {"listen": f"127.0.0.1:{port}",
+           "tls": {"certs": [{"cert": pki.ec_chain, "key": pki.ec_key, "ocsp": pki.ocsp_ec}]}}
     make_moat([make_backend()], {"listeners": [lst]})
-    r = s_client(port, servername="localhost", status=True)
-    assert r.ok and r.ocsp == "successful", r
-    assert "Cert Status: good" in r.out, r
+    for version in ("1.2", "1.3"):
+        r = s_client(port, servername="localhost", status=True, version=version)
+        assert r.ok and r.ocsp == "successful", (version, r)
+        assert "Cert Status: good" in r.out, r
+    r = s_client(port, servername="localhost")   # not asked for: not sent
+    assert r.ok and r.ocsp is None, r
+
+
+def test_ocsp_file_not_a_response_not_stapled(make_backend, make_moat, pki, tmp_path):
+    bad = tmp_path / "bad_ocsp.der"
+    bad.write_bytes(b"\x30\x03\x0a\x01\x00" + b"junk")
+    port = free_port()
+    lst = {"listen": f"127.0.0.1:{port}",
+           "tls": {"certs": [{"cert": pki.ec_chain, "key": pki.ec_key, "ocsp": str(bad)}]}}
+    m = make_moat([make_backend()], {"listeners": [lst]})
+    r = s_client(port, servername="localhost", status=True, request=http_get())
+    assert r.ok and r.ocsp == "no response" and r.status == 200, r
+    assert "bad_ocsp.der" in m.errlog, m.errlog
 
 
 # --------------------------------------------------------------------------

@@ -75,6 +75,7 @@ class PKI:
       client, client_key    CN=alice, O=Test, signed by client_ca (clientAuth)
       rogue, rogue_key      CN=mallory, O=Test, signed by other_ca (clientAuth)
       ocsp_ec               a good OCSP response (DER) for `ec`, signed by ca
+      ec_chain              `ec` followed by ca (a chain file, as OCSP stapling needs the issuer)
     """
 
     def __init__(self, d):
@@ -170,6 +171,9 @@ class PKI:
             setattr(self, n, self.p(f"{n}.pem"))
             setattr(self, f"{n}_key", self.p(f"{n}.key"))
         self.ocsp_ec = self.p("ocsp_ec.der")
+        # The chain file a server is usually given: the leaf, then its issuer.
+        (self.dir / "ec_chain.pem").write_text(Path(self.ec).read_text() + Path(self.ca).read_text())
+        self.ec_chain = self.p("ec_chain.pem")
 
     def pair(self, name, ocsp=None):
         """{cert:, key:} of a leaf, for `tls.certs`."""
