@@ -37,6 +37,24 @@
  * thisUpdate..nextUpdate; otherwise nothing is stapled (and a warning is
  * logged once per file change).
  *
+ * A chain file without the leaf's issuer: nothing is stapled.
+ * An OCSP file that is missing or unreadable at build is not an error (a
+ * warning; the status callback keeps looking). The response's signature
+ * is not verified here (the client does that); a "revoked" status is
+ * stapled as it is, an "unknown" one is not.
+ *
+ * Client contexts: with `verify`, a name in `sni` is checked against the
+ * certificate (no partial wildcards), else the `ip` (or an IP literal in
+ * `sni`) is; with neither, only the chain is verified. The session cache
+ * hands each connection a copy of the cached session (OpenSSL marks a
+ * TLS 1.3 session it resumed as not resumable, and the next connection to
+ * the same server must still resume), and caches at most 256 keys (the
+ * least recently used one goes).
+ *
+ * moat_tls_conn_free() of a connection whose handshake finished and that
+ * saw no fatal error keeps its session resumable even without a
+ * close_notify (OpenSSL would otherwise forget it).
+ *
  * Thread safety: a server or client context may be used by every worker
  * at once; a connection (struct moat_tls_conn) by one thread at a time.
  */
@@ -80,7 +98,8 @@ struct moat_tls_server_opts {
 	int h2;                     /* ALPN offers "h2" (then "http/1.1"); else "http/1.1" only */
 	int session_tickets;        /* 1 = on */
 	const char *client_ca;      /* NULL = no client certificates */
-	enum moat_tls_verify_mode client_verify;
+	enum moat_tls_verify_mode client_verify; /* OFF: client_ca is ignored; OPTIONAL or
+				     * REQUIRED without client_ca: a build error */
 };
 
 /* Builds a server context. NULL on error with *why set (malloc'd, e.g.

@@ -167,6 +167,9 @@ static int setup(void **state)
 	f = fopen(path("ca.pem"), "w");
 	PEM_write_X509(f, ca_cert);
 	fclose(f);
+	f = fopen(path("def_leaf.pem"), "w");
+	PEM_write_X509(f, def_cert);
+	fclose(f);
 	f = fopen(path("ca2.pem"), "w");
 	PEM_write_X509(f, ca2);
 	fclose(f);
@@ -829,9 +832,9 @@ static void test_build_errors(void **state)
 }
 
 /* The stapled response a raw client asking for one gets ("" none). */
-static long stapled(const char *ocsp, unsigned char *out, size_t cap)
+static long stapled(const char *cert, const char *ocsp, unsigned char *out, size_t cap)
 {
-	struct moat_tls_cert_opts c = { path("def.pem"), path("def.key"), ocsp };
+	struct moat_tls_cert_opts c = { cert, path("def.key"), ocsp };
 	struct moat_tls_server_opts o = { .certs = &c, .ncerts = 1, .session_tickets = 1 };
 	struct moat_tls_server *srv;
 	const unsigned char *resp = NULL;
@@ -863,18 +866,21 @@ static void test_ocsp(void **state)
 	size_t n;
 
 	(void)state;
-	assert_true(stapled(NULL, got, sizeof got) <= 0);
-	assert_true(stapled(path("garbage.ocsp"), got, sizeof got) <= 0);
-	assert_true(stapled(path("expired.ocsp"), got, sizeof got) <= 0);
-	assert_true(stapled(path("other.ocsp"), got, sizeof got) <= 0);  /* another certificate's */
-	assert_true(stapled(path("absent.ocsp"), got, sizeof got) <= 0);
-	len = stapled(path("good.ocsp"), got, sizeof got);
+	assert_true(stapled(path("def.pem"), NULL, got, sizeof got) <= 0);
+	assert_true(stapled(path("def.pem"), path("garbage.ocsp"), got, sizeof got) <= 0);
+	assert_true(stapled(path("def.pem"), path("expired.ocsp"), got, sizeof got) <= 0);
+	assert_true(stapled(path("def.pem"), path("other.ocsp"), got, sizeof got) <= 0);  /* another certificate's */
+	assert_true(stapled(path("def.pem"), path("absent.ocsp"), got, sizeof got) <= 0);
+	len = stapled(path("def.pem"), path("good.ocsp"), got, sizeof got);
 	f = fopen(path("good.ocsp"), "r");
 	assert_non_null(f);
 	n = fread(want, 1, sizeof want, f);
 	fclose(f);
 	assert_int_equal(len, n);
 	assert_memory_equal(got, want, n);
+
+	/* A chain file without the issuer: the response cannot be matched. */
+	assert_true(stapled(path("def_leaf.pem"), path("good.ocsp"), got, sizeof got) <= 0);
 }
 
 int main(void)
