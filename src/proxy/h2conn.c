@@ -366,10 +366,18 @@ int moat_h2conn_run(struct moat_client *c)
 		}
 		if (run_ready(hc))
 			moved = 1;
-		if (moat_buf_len(&c->out) == 0 && !moat_h2s_want_write(hc->s) &&
-		    (hc->failed || moat_h2s_done(hc->s) || (c->io.eof && moat_buf_len(&c->in) == 0))) {
-			moat_client_close(c);
-			return -1;
+		if (moat_buf_len(&c->out) == 0 && !moat_h2s_want_write(hc->s)) {
+			if (c->io.eof && moat_buf_len(&c->in) == 0) {
+				moat_client_close(c);
+				return -1;
+			}
+			if (hc->failed || moat_h2s_done(hc->s)) {
+				/* GOAWAY sent: half-close and drain what the client
+				 * still sends, so no reset overtakes the GOAWAY */
+				moat_h2conn_close(c);
+				moat_client_closing(c);
+				return 1;
+			}
 		}
 		if (!moved)
 			break;
