@@ -91,7 +91,12 @@ static void bytes_free(struct bytes *b)
 	memset(b, 0, sizeof(*b));
 }
 
-static char *bytes_at(const struct bytes *b) { return b->p + b->off; }
+static char *bytes_at(const struct bytes *b)
+{
+	static char empty[1];
+
+	return b->p ? b->p + b->off : empty;
+}
 
 /* Fields kept as [u32 name_len][u32 value_len][name][value] records. */
 static int field_add(struct bytes *b, const uint8_t *n, size_t nl, const uint8_t *v, size_t vl)

@@ -85,6 +85,36 @@
  *    (ENHANCE_YOUR_CALM); queued PING / SETTINGS acks are bounded too;
  *  - any protocol error nghttp2 finds: GOAWAY with its code.
  *
+ * As built (h2s.c), where the above was loose:
+ *  - moat_h2s_feed returns -1 for what moat's own checks find (the
+ *    buckets, CONTINUATION, out of memory) and for nghttp2's fatal errors
+ *    (bad client preface, ack flood: GOAWAY PROTOCOL_ERROR /
+ *    ENHANCE_YOUR_CALM); for other connection errors nghttp2 finds, it
+ *    queues the GOAWAY itself and feed returns the bytes consumed (nghttp2
+ *    has no way to tell): moat_h2s_done turns 1 once the GOAWAY is flushed;
+ *  - max_streams: before the client acknowledged our SETTINGS, a stream
+ *    beyond it gets RST_STREAM REFUSED_STREAM (counted in `refused` and
+ *    the reset bucket); after, nghttp2 1.52 treats it as a connection
+ *    error (GOAWAY PROTOCOL_ERROR), which RFC 9113 §5.1.2 permits less
+ *    gently but which only a client ignoring SETTINGS meets;
+ *  - the control-frame bucket counts PING, SETTINGS, WINDOW_UPDATE,
+ *    PRIORITY and empty (zero-length) DATA / HEADERS / CONTINUATION
+ *    frames without END_STREAM; HEADERS with a header block are not
+ *    counted;
+ *  - without :authority the host field is kept where it was, as received
+ *    ("host: ..."); with it, "Host: <:authority>" comes first;
+ *  - request trailers over the header list limits reset the stream
+ *    (ENHANCE_YOUR_CALM): the request head is gone already; trailers of a
+ *    content-length request are dropped;
+ *  - a 101 response resets the stream (INTERNAL_ERROR) and
+ *    moat_h2s_resp_write returns -1; bytes written after a complete
+ *    response are taken and dropped;
+ *  - moat_h2s_req_read may queue a WINDOW_UPDATE: flush afterwards
+ *    (moat_h2s_want_write says so);
+ *  - nghttp2's own limits sit behind ours: at most continuation_max
+ *    CONTINUATION frames, a reset rate limit of 2 x ours, 1000 queued
+ *    PING / SETTINGS acks, 32 entries a SETTINGS frame.
+ *
  * Threading: one session, one thread. Callbacks run inside moat_h2s_feed
  * and moat_h2s_flush only; they must not call moat_h2s_* on the same
  * session (queue the stream and act after the call returns).

@@ -1091,6 +1091,31 @@ static void test_header_count_431(void **state)
 	teardown(t);
 }
 
+static void test_request_trailers_too_big(void **state)
+{
+	struct moat_h2s_limits lim = { .header_list_max = 2048 };
+	struct tc *t = setup_with(&lim, 0);
+	nghttp2_nv nv[] = { NV(":method", "POST"), NV(":scheme", "https"), NV(":authority", "e"), NV(":path", "/") };
+	static char v[3000];
+	nghttp2_nv tr[] = { { (uint8_t *)"x-t", (uint8_t *)v, 3, sizeof(v), NGHTTP2_NV_FLAG_NONE } };
+	struct sstream *s;
+	int32_t id;
+
+	(void)state;
+	memset(v, 'v', sizeof(v));
+	id = nghttp2_submit_headers(t->cli, NGHTTP2_FLAG_NONE, -1, NULL, nv, 4, NULL);
+	pump(t);
+	s = ss_of(t, id);
+	assert_non_null(s);
+	assert_int_equal(nghttp2_submit_headers(t->cli, NGHTTP2_FLAG_END_STREAM, id, NULL, tr, 1, NULL), 0);
+	pump(t);
+	assert_true(cs_of(t, id)->rst);
+	assert_int_equal(cs_of(t, id)->rst_code, NGHTTP2_ENHANCE_YOUR_CALM);
+	assert_int_equal(s->closed, 1);
+	assert_int_equal(t->goaway, 0);
+	teardown(t);
+}
+
 static void test_max_streams(void **state)
 {
 	struct moat_h2s_limits lim = { .max_streams = 2 };
@@ -1329,6 +1354,7 @@ int main(void)
 		cmocka_unit_test(test_continuation_ok),
 		cmocka_unit_test(test_header_list_431),
 		cmocka_unit_test(test_header_count_431),
+		cmocka_unit_test(test_request_trailers_too_big),
 		cmocka_unit_test(test_max_streams),
 		cmocka_unit_test(test_max_streams_after_ack),
 		cmocka_unit_test(test_open_refused),
