@@ -147,6 +147,17 @@ static int after_start(const struct moat_conf *conf, struct moat_inherit *inh)
 	return 0;
 }
 
+#define TLS_WATCH_S 5    /* seconds between looks at the TLS files */
+
+static uint64_t cur_generation(struct moat_runtime *rt)
+{
+	struct moat_confref *r = moat_runtime_current(rt);
+	uint64_t g = r->generation;
+
+	moat_confref_put(r);
+	return g;
+}
+
 static int serve(struct moat_conf *conf, const char *path)
 {
 	struct moat_runtime rt;
@@ -158,6 +169,7 @@ static int serve(struct moat_conf *conf, const char *path)
 	unsigned n = worker_count(conf);
 	int err, sig, handover = 0;
 	char *pid_file = NULL;
+	uint64_t tls_sig, tls_gen;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
@@ -223,10 +235,35 @@ static int serve(struct moat_conf *conf, const char *path)
 		MOAT_WARN("cannot notify systemd (NOTIFY_SOCKET): %s", strerror(-err));
 	moat_upgrade_takeover(inh.parent);
 
+	tls_sig = moat_runtime_tls_files_sig(&rt);
+	tls_gen = cur_generation(&rt);
 	for (;;) {
-		sig = sigwaitinfo(&set, &si);
-		if (sig < 0)
+		/* Certificates replaced on disk (a renewal) are picked up like
+		 * a SIGHUP: looked at every TLS_WATCH_S seconds. */
+		struct timespec watch = { TLS_WATCH_S, 0 };
+
+		sig = path && tls_sig ? sigtimedwait(&set, &si, &watch) : sigwaitinfo(&set, &si);
+		if (sig < 0) {
+			uint64_t now_sig;
+
+			if (errno != EAGAIN)
+				continue;
+			now_sig = moat_runtime_tls_files_sig(&rt);
+			if (cur_generation(&rt) != tls_gen) {
+				/* reloaded meanwhile (admin API): the files were read then */
+				tls_gen = cur_generation(&rt);
+				tls_sig = now_sig;
+			} else if (now_sig != tls_sig) {
+				char *why = NULL;
+
+				tls_sig = now_sig;
+				MOAT_INFO("TLS files changed on disk: reloading");
+				moat_runtime_reload_file(&rt, &why);
+				free(why);
+				tls_gen = cur_generation(&rt);
+			}
 			continue;
+		}
 		if (sig == SIGHUP) {
 			char *why = NULL;
 
@@ -236,6 +273,8 @@ static int serve(struct moat_conf *conf, const char *path)
 			}
 			moat_runtime_reload_file(&rt, &why);
 			free(why);
+			tls_sig = moat_runtime_tls_files_sig(&rt);
+			tls_gen = cur_generation(&rt);
 		} else if (sig == SIGUSR1) {
 			/* Reopen logs for rotation, same destinations. */
 			pthread_mutex_lock(&rt.lock);

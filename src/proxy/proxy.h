@@ -399,6 +399,10 @@ int64_t moat_runtime_reload_file(struct moat_runtime *rt, char **why);
 /* The current generation with a reference the caller must put. */
 struct moat_confref *moat_runtime_current(struct moat_runtime *rt);
 void moat_runtime_stop(struct moat_runtime *rt);
+/* A signature of the TLS files (certificates, keys, CA files) the current
+ * generation uses: identity, size and change times; 0 when it uses none.
+ * A change means they were replaced on disk (main reloads then). */
+uint64_t moat_runtime_tls_files_sig(struct moat_runtime *rt);
 void moat_confref_put(struct moat_confref *r);
 
 /* worker.c */

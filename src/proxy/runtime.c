@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -332,4 +333,59 @@ void moat_runtime_stop(struct moat_runtime *rt)
 	rt->reg = NULL;
 	moat_phase_stop(rt);
 	moat_lfds_destroy(&rt->lfds);
+}
+
+/* FNV-1a over a file's identity and change time; absent files count too
+ * (a file that appears is a change). */
+static uint64_t file_sig(uint64_t h, const char *path)
+{
+	struct stat st;
+	uint64_t v[4] = { 0, 0, 0, 0 };
+
+	if (!path)
+		return h;
+	if (stat(path, &st) == 0) {
+		v[0] = (uint64_t)st.st_ino;
+		v[1] = (uint64_t)st.st_size;
+		v[2] = (uint64_t)st.st_mtim.tv_sec;
+		v[3] = (uint64_t)st.st_mtim.tv_nsec ^ (uint64_t)st.st_ctim.tv_nsec;
+	}
+	for (size_t i = 0; i < sizeof(v); i++) {
+		h ^= ((const unsigned char *)v)[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+uint64_t moat_runtime_tls_files_sig(struct moat_runtime *rt)
+{
+	struct moat_confref *r = moat_runtime_current(rt);
+	const struct moat_conf *c = r->conf;
+	uint64_t h = 0;
+	int any = 0;
+
+	for (size_t i = 0; i < c->nlisteners; i++) {
+		const struct moat_conf_tls *t = &c->listeners[i].tls;
+
+		if (!t->on)
+			continue;
+		any = 1;
+		for (size_t k = 0; k < t->ncerts; k++) {
+			h = file_sig(h, t->certs[k].cert);
+			h = file_sig(h, t->certs[k].key);
+		}
+		h = file_sig(h, t->client_ca);
+	}
+	for (size_t i = 0; i < c->nupstreams; i++) {
+		const struct moat_conf_upstream_tls *t = &c->upstreams[i].tls;
+
+		if (!t->ca && !t->cert)
+			continue;
+		any = 1;
+		h = file_sig(h, t->ca);
+		h = file_sig(h, t->cert);
+		h = file_sig(h, t->key);
+	}
+	moat_confref_put(r);
+	return any ? (h ? h : 1) : 0;
 }
