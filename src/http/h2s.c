@@ -662,6 +662,10 @@ static int resp_process(struct moat_h2s *h, struct stream *st)
 			dp.read_callback = data_read;
 			st->rstate = R_BODY;
 			moat_chunked_init(&st->chunk);
+			/* a partial size or trailer line sits in ibuf: keep it well
+			 * under stream_out_max, or a stream could wait forever */
+			st->chunk.max_line = h->lim.stream_out_max / 4 < 4096 ? h->lim.stream_out_max / 4 + 1 : 4096;
+			st->chunk.max_trailer = h->lim.stream_out_max / 2 < 16384 ? h->lim.stream_out_max / 2 + 1 : 16384;
 			if (nghttp2_submit_response(h->s, st->id, h->nv, cnt, &dp) != 0)
 				return -1;
 		}
