@@ -1029,8 +1029,10 @@ void moat_h2s_free(struct moat_h2s *h)
 	h->freeing = 1;
 	if (h->s)
 		nghttp2_session_del(h->s);
-	while (h->streams)
-		stream_free(h, h->streams);
+	for (struct stream *st = h->streams, *next; st; st = next) {
+		next = st->next;
+		stream_free(h, st);
+	}
 	bytes_free(&h->spill);
 	free(h);
 }

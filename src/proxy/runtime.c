@@ -344,6 +344,7 @@ static uint64_t file_sig(uint64_t h, const char *path)
 
 	if (!path)
 		return h;
+	memset(&st, 0, sizeof(st));
 	if (stat(path, &st) == 0) {
 		v[0] = (uint64_t)st.st_ino;
 		v[1] = (uint64_t)st.st_size;
