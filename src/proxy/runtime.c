@@ -335,7 +335,7 @@ void moat_runtime_stop(struct moat_runtime *rt)
 	moat_lfds_destroy(&rt->lfds);
 }
 
-/* FNV-1a over a file's identity and change time; absent files count too
+/* FNV-1a (by words) over a file's identity and change time; absent files count too
  * (a file that appears is a change). */
 static uint64_t file_sig(uint64_t h, const char *path)
 {
@@ -351,8 +351,8 @@ static uint64_t file_sig(uint64_t h, const char *path)
 		v[2] = (uint64_t)st.st_mtim.tv_sec;
 		v[3] = (uint64_t)st.st_mtim.tv_nsec ^ (uint64_t)st.st_ctim.tv_nsec;
 	}
-	for (size_t i = 0; i < sizeof(v); i++) {
-		h ^= ((const unsigned char *)v)[i];
+	for (size_t i = 0; i < 4; i++) {
+		h ^= v[i];
 		h *= 1099511628211ull;
 	}
 	return h;
