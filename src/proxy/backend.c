@@ -244,6 +244,33 @@ static void handshake(struct moat_bconn *b)
 	connected(b);
 }
 
+/*
+ * Nothing is expected from an idle backend but EOF or junk, which close it
+ * (HTTP/2: frames are taken; EOF or GOAWAY closes it). An edge alone is no
+ * proof: one queued while the last response was read, or a TLS 1.3
+ * session ticket, carries nothing for the client; so look before closing.
+ * Returns -1 when the conn must go.
+ */
+static int idle_check(struct moat_bconn *b)
+{
+	char c;
+	ssize_t r;
+
+	if (b->h2)
+		return moat_h2up_idle(b);
+	if (!b->io.can_read)
+		return 0;
+	if (b->tls)
+		r = moat_tls_read(b->tls, &c, 1) == MOAT_TLS_WANT_READ ? -EAGAIN : -1;
+	else
+		r = recv(b->ev.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EINTR) ?
+			    -EAGAIN : -1;
+	if (r != -EAGAIN)
+		return -1;
+	b->io.can_read = 0;
+	return 0;
+}
+
 static void bconn_event(struct moat_ev *ev, uint32_t events)
 {
 	struct moat_bconn *b = (struct moat_bconn *)ev;
@@ -258,9 +285,7 @@ static void bconn_event(struct moat_ev *ev, uint32_t events)
 		b->io.can_write = 1;
 	switch (b->state) {
 	case MOAT_B_IDLE:
-		/* Nothing is expected from an idle backend: EOF or junk
-		 * (HTTP/2: frames are taken; EOF or GOAWAY closes it). */
-		if (b->h2 ? moat_h2up_idle(b) < 0 : b->io.can_read)
+		if (idle_check(b) < 0)
 			moat_bconn_close(b);
 		return;
 	case MOAT_B_CONNECTING:
