@@ -106,7 +106,7 @@ size_t moat_buf_reserve(struct moat_buf *b, size_t want)
 	return room(b);
 }
 
-int moat_buf_append(struct moat_buf *b, const void *p, size_t n)
+int moat_buf_append_slow(struct moat_buf *b, const void *p, size_t n)
 {
 	if (n == 0)
 		return 0;

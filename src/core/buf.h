@@ -13,6 +13,7 @@
 #define MOAT_CORE_BUF_H
 
 #include <stddef.h>
+#include <string.h>
 #include <sys/uio.h>
 
 #define MOAT_BUF_CHUNK (32u * 1024u)
@@ -42,7 +43,18 @@ static inline char *moat_buf_head(const struct moat_buf *b) { return b->data + b
 size_t moat_buf_reserve(struct moat_buf *b, size_t want);
 
 /* Appends; returns 0, or -ENOBUFS when it would pass max (nothing appended). */
-int moat_buf_append(struct moat_buf *b, const void *p, size_t n);
+int moat_buf_append_slow(struct moat_buf *b, const void *p, size_t n);
+static inline int moat_buf_append(struct moat_buf *b, const void *p, size_t n)
+{
+	/* the common case inline: a small piece, room after end, within max */
+	if (n <= 65536 && b->data && b->cap - b->end >= n && b->end - b->start + n <= b->max) {
+		if (n)
+			memcpy(b->data + b->end, p, n);
+		b->end += n;
+		return 0;
+	}
+	return moat_buf_append_slow(b, p, n);
+}
 
 /* Drops n bytes from the front; releases the memory when empty. */
 void moat_buf_consume(struct moat_buf *b, size_t n);
