@@ -25,6 +25,7 @@ struct h2up {
 	struct moat_h2c *h;
 	struct moat_bconn *b;
 	struct moat_buf win, wout;   /* frames read, frames to send */
+	unsigned sock_blocked : 1;   /* the last socket write would block */
 };
 
 /* The socket (or TLS) under the session. */
@@ -70,6 +71,13 @@ static ssize_t raw_read(struct h2up *u, struct moat_io *io)
 	return -errno;
 }
 
+/*
+ * Sends the session's frames. io->can_write is the core's flag: it also
+ * goes to 0 when the session's buffer is full (flow control), while the
+ * socket may take more; so the socket is always tried here (EAGAIN is
+ * cheap), or frames a WINDOW_UPDATE let go would wait for an EPOLLOUT
+ * that never comes.
+ */
 static int raw_flush(struct h2up *u, struct moat_io *io)
 {
 	struct moat_bconn *b = u->b;
@@ -81,11 +89,14 @@ static int raw_flush(struct h2up *u, struct moat_io *io)
 		if (moat_buf_len(&u->wout) < 16384 && moat_h2c_flush(u->h, &u->wout) < 0)
 			return -EIO;
 		n = moat_buf_len(&u->wout);
-		if (n == 0 || !io->can_write)
+		if (n == 0) {
+			u->sock_blocked = 0;
 			return 0;
+		}
 		if (b->tls) {
 			w = moat_tls_write(b->tls, moat_buf_head(&u->wout), n);
 			if (w == MOAT_TLS_WANT_WRITE || w == MOAT_TLS_WANT_READ) {
+				u->sock_blocked = 1;
 				io->can_write = 0;
 				return 0;
 			}
@@ -95,19 +106,25 @@ static int raw_flush(struct h2up *u, struct moat_io *io)
 			w = write(b->ev.fd, moat_buf_head(&u->wout), n);
 			if (w < 0) {
 				if (errno == EAGAIN || errno == EINTR) {
+					u->sock_blocked = 1;
 					io->can_write = 0;
 					return 0;
 				}
 				return -errno;
 			}
 		}
+		u->sock_blocked = 0;
 		moat_buf_consume(&u->wout, (size_t)w);
 	}
 }
 
-/* Reads and feeds what the socket has; -errno on a failed connection. */
+/* Reads and feeds what the socket has. Returns 1 when frames were fed
+ * (a WINDOW_UPDATE may have opened a window), 0 when none, -errno on a
+ * failed connection. */
 static int pump_in(struct h2up *u, struct moat_io *io)
 {
+	int fed = 0;
+
 	for (int i = 0; i < 64; i++) {
 		ssize_t r = raw_read(u, io);
 
@@ -119,13 +136,14 @@ static int pump_in(struct h2up *u, struct moat_io *io)
 			if (n < 0)
 				return -EPROTO;
 			moat_buf_consume(&u->win, moat_buf_len(&u->win));
+			fed = 1;
 		}
 		if (r == 0)
 			break;
 	}
 	if (io->eof)
 		moat_h2c_feed(u->h, NULL, 0);
-	return 0;
+	return fed;
 }
 
 static ssize_t up_read(void *x, struct moat_io *io, char *p, size_t n)
@@ -139,6 +157,9 @@ static ssize_t up_read(void *x, struct moat_io *io, char *p, size_t n)
 		rc = pump_in(u, io);
 		if (rc < 0)
 			return rc;
+		/* a window may have opened for request bytes the core holds */
+		if (rc > 0 && !u->sock_blocked)
+			io->can_write = 1;
 		r = moat_h2c_read(u->h, p, n, &eof);
 	}
 	if (raw_flush(u, io) < 0)
@@ -160,21 +181,32 @@ static ssize_t up_write(void *x, struct moat_io *io, const char *p, size_t n)
 	struct h2up *u = x;
 	ssize_t r;
 
-	if (raw_flush(u, io) < 0)
-		return -EPIPE;
-	r = moat_h2c_write(u->h, p, n);
-	if (r < 0)
-		return -EPIPE;
-	if (raw_flush(u, io) < 0)
-		return -EPIPE;
-	if ((size_t)r < n) {
-		/* flow control: what the server's WINDOW_UPDATEs let go */
-		if (pump_in(u, io) < 0)
+	size_t done = 0;
+
+	for (;;) {
+		int fed;
+
+		if (raw_flush(u, io) < 0)
 			return -EPIPE;
-		io->can_write = 0;
+		r = moat_h2c_write(u->h, p + done, n - done);
+		if (r < 0)
+			return -EPIPE;
+		done += (size_t)r;
+		if (raw_flush(u, io) < 0)
+			return -EPIPE;
+		if (done == n)
+			return (ssize_t)done;
+		/* flow control: what the server's WINDOW_UPDATEs let go; while
+		 * they open the window, go on (no event would say so later) */
+		fed = pump_in(u, io);
+		if (fed < 0)
+			return -EPIPE;
 		io->can_read = 1; /* the frames read may hold response bytes */
+		if (!fed || u->sock_blocked)
+			break;
 	}
-	return r;
+	io->can_write = 0;
+	return (ssize_t)done;
 }
 
 static const struct moat_xport h2up_xport = {
