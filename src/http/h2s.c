@@ -44,30 +44,67 @@ struct bytes {
 	size_t off, len, cap;
 };
 
+/* bytes_room's slow path: compacts, then grows by doubling. */
+static __attribute__((noinline)) char *bytes_grow(struct bytes *b, size_t n)
+{
+	if (b->off) {
+		memmove(b->p, b->p + b->off, b->len);
+		b->off = 0;
+	}
+	if (b->len + n > b->cap) {
+		size_t ncap = b->cap ? b->cap : 256;
+		char *np;
+
+		while (ncap < b->len + n)
+			ncap *= 2;
+		np = realloc(b->p, ncap);
+		if (np == NULL)
+			return NULL;
+		b->p = np;
+		b->cap = ncap;
+	}
+	return b->p + b->len;
+}
+
+/* Room for n more bytes: returns where they go (the caller writes them
+ * and adds n to len), NULL when out of memory. */
+static inline char *bytes_room(struct bytes *b, size_t n)
+{
+	if (b->off + b->len + n > b->cap)
+		return bytes_grow(b, n);
+	return b->p + b->off + b->len;
+}
+
 static int bytes_add(struct bytes *b, const void *d, size_t n)
 {
+	char *w;
+
 	if (n == 0)
 		return 0;
-	if (b->off + b->len + n > b->cap) {
-		if (b->off) {
-			memmove(b->p, b->p + b->off, b->len);
-			b->off = 0;
-		}
-		if (b->len + n > b->cap) {
-			size_t ncap = b->cap ? b->cap : 256;
-			char *np;
-
-			while (ncap < b->len + n)
-				ncap *= 2;
-			np = realloc(b->p, ncap);
-			if (np == NULL)
-				return -1;
-			b->p = np;
-			b->cap = ncap;
-		}
-	}
-	memcpy(b->p + b->off + b->len, d, n);
+	w = bytes_room(b, n);
+	if (w == NULL)
+		return -1;
+	memcpy(w, d, n);
 	b->len += n;
+	return 0;
+}
+
+/* Appends "name: value\r\n". */
+static int line_add(struct bytes *b, const void *n, size_t nl, const void *v, size_t vl)
+{
+	char *w = bytes_room(b, nl + vl + 4);
+
+	if (w == NULL)
+		return -1;
+	memcpy(w, n, nl);
+	w += nl;
+	w[0] = ':';
+	w[1] = ' ';
+	memcpy(w + 2, v, vl);
+	w += 2 + vl;
+	w[0] = '\r';
+	w[1] = '\n';
+	b->len += nl + vl + 4;
 	return 0;
 }
 
@@ -175,8 +212,7 @@ struct stream {
 	struct stream *hnext;        /* sp hash chain */
 
 	/* request */
-	struct bytes fields;         /* request fields, then trailers while receiving them */
-	size_t hsize, hcount;
+	size_t hsize, hcount;        /* the header block being received */
 	unsigned counted : 1;        /* counts against max_streams */
 	unsigned too_big : 1;        /* header list over the limits: 431 */
 	unsigned bad : 1;            /* refuse at the end of the headers */
@@ -191,7 +227,7 @@ struct stream {
 	struct bytes rbody;          /* request body bytes received, not read */
 	struct bytes pend;           /* chunk framing / trailers due before more body */
 	size_t chunk_left;           /* body bytes of the current chunk still to give */
-	struct bytes rtrail;         /* request trailers as "name: value\r\n" */
+	struct bytes rtrail;         /* request trailers as "name: value\r\n" (written as received) */
 
 	/* response */
 	enum resp_state rstate;
@@ -206,6 +242,26 @@ struct stream {
 	unsigned blocked : 1;        /* a resp_write was short: notify writable */
 	unsigned core_done : 1;      /* resp_end called (or internal response) */
 	unsigned resp_sent : 1;      /* END_STREAM sent */
+};
+
+/* The request header block being received. Header blocks do not
+ * interleave on a connection (RFC 9113 §4.3, CONTINUATION), so the
+ * session holds one: the pseudo-header values are copied to the front of
+ * hb, and the HTTP/1.1 head is written after them (from `head`) as the
+ * regular fields arrive, which follow the pseudo-headers in a valid
+ * request (§8.3). The cookie values are joined in `cookie` and their line
+ * put in where the first cookie was at the end. hb and cookie are kept
+ * between blocks (freed when over 4 KiB). */
+struct hblock {
+	struct bytes hb, cookie;
+	struct stream *st;           /* whose block (also trailers); NULL when freed */
+	int32_t id;
+	size_t head;                 /* offset of the head in hb (once `line`) */
+	size_t m_off, m_len, p_off, p_len, a_off, a_len;
+	size_t cookie_at;            /* offset in hb of the cookie line */
+	unsigned have_m : 1, have_p : 1, have_s : 1, scheme_ok : 1, have_a : 1;
+	unsigned line : 1;           /* request line (and Host) written */
+	unsigned has_cl : 1, has_cookie : 1;
 };
 
 struct moat_h2s {
@@ -224,6 +280,7 @@ struct moat_h2s {
 	int shutdown;
 	int freeing;               /* in moat_h2s_free: no callbacks */
 	struct bytes spill;          /* nghttp2 output that did not fit the caller's buffer */
+	struct hblock blk;
 	struct moat_h1_header rh[RESP_HDR_MAX];
 	nghttp2_nv nv[RESP_HDR_MAX + 1];
 };
@@ -283,7 +340,8 @@ static void stream_free(struct moat_h2s *h, struct stream *st)
 		h->streams = st->next;
 	if (st->next)
 		st->next->prev = st->prev;
-	bytes_free(&st->fields);
+	if (h->blk.st == st)
+		h->blk.st = NULL;
 	bytes_free(&st->rbody);
 	bytes_free(&st->pend);
 	bytes_free(&st->rtrail);
@@ -357,81 +415,157 @@ static int has_ctl(const uint8_t *v, size_t n)
 	return 0;
 }
 
-static int add_str(struct bytes *b, const char *s, size_t n) { return bytes_add(b, s, n); }
 static int add_lit(struct bytes *b, const char *s) { return bytes_add(b, s, strlen(s)); }
 
-/* Builds the HTTP/1.1 request head from the fields received. Returns 0,
- * 1 to refuse the stream (PROTOCOL_ERROR), -1 out of memory. */
-static int build_head(struct stream *st, int end_stream, struct bytes *out)
+/* Starts the header block of stream st (request head or trailers). */
+static void blk_begin(struct moat_h2s *h, struct stream *st)
 {
-	const char *n, *v, *method = NULL, *path = NULL, *scheme = NULL, *auth = NULL;
-	size_t nl, vl, mlen = 0, plen = 0, slen = 0, alen = 0, pos = 0;
-	int cookie_done = 0, has_cl = 0, e = 0;
+	struct hblock *b = &h->blk;
 
-	while (field_next(&st->fields, &pos, &n, &nl, &v, &vl)) {
-		if (nl && n[0] != ':')
-			continue;
-		if (name_is(n, nl, ":method"))
-			method = v, mlen = vl;
-		else if (name_is(n, nl, ":path"))
-			path = v, plen = vl;
-		else if (name_is(n, nl, ":scheme"))
-			scheme = v, slen = vl;
-		else if (name_is(n, nl, ":authority"))
-			auth = v, alen = vl;
-		else
-			return 1;
+	b->hb.len = b->hb.off = 0;
+	b->cookie.len = b->cookie.off = 0;
+	b->st = st;
+	b->id = st->id;
+	b->head = b->m_off = b->m_len = b->p_off = b->p_len = b->a_off = b->a_len = b->cookie_at = 0;
+	b->have_m = b->have_p = b->have_s = b->scheme_ok = b->have_a = b->line = b->has_cl = b->has_cookie = 0;
+}
+
+/* The block is over: big buffers go. */
+static void blk_end(struct moat_h2s *h)
+{
+	struct hblock *b = &h->blk;
+
+	b->st = NULL;
+	bytes_drop(&b->hb, b->hb.len);
+	bytes_drop(&b->cookie, b->cookie.len);
+}
+
+/* Checks the pseudo-headers received and writes the request line and
+ * Host. Returns 0, 1 to refuse the stream (PROTOCOL_ERROR; st->bad set),
+ * -1 out of memory. */
+static int head_line(struct stream *st, struct hblock *b)
+{
+	const char *m, *p, *base;
+	size_t need;
+	char *w;
+
+	b->line = 1;
+	if (!b->have_m || !b->have_p || !b->have_s || b->m_len == 0 || b->p_len == 0)
+		goto refuse;
+	base = bytes_at(&b->hb);
+	m = base + b->m_off;
+	p = base + b->p_off;
+	if (name_is(m, b->m_len, "CONNECT") || !b->scheme_ok)
+		goto refuse;
+	if (p[0] != '/' && !(b->p_len == 1 && p[0] == '*' && name_is(m, b->m_len, "OPTIONS")))
+		goto refuse;
+	st->is_head = name_is(m, b->m_len, "HEAD");
+
+	need = b->m_len + 1 + b->p_len + 11 + (b->have_a ? 8 + b->a_len : 0);
+	w = bytes_room(&b->hb, need);
+	if (w == NULL)
+		return -1;
+	base = bytes_at(&b->hb);
+	b->head = b->hb.len;
+	memcpy(w, base + b->m_off, b->m_len);
+	w += b->m_len;
+	*w++ = ' ';
+	memcpy(w, base + b->p_off, b->p_len);
+	w += b->p_len;
+	memcpy(w, " HTTP/1.1\r\n", 11);
+	w += 11;
+	if (b->have_a) {
+		memcpy(w, "Host: ", 6);
+		memcpy(w + 6, base + b->a_off, b->a_len);
+		w += 6 + b->a_len;
+		w[0] = '\r';
+		w[1] = '\n';
 	}
-	if (method == NULL || path == NULL || scheme == NULL || mlen == 0 || plen == 0)
-		return 1;
-	if (name_is(method, mlen, "CONNECT"))
-		return 1;
-	if (!name_is(scheme, slen, "http") && !name_is(scheme, slen, "https"))
-		return 1;
-	if (path[0] != '/' && !(plen == 1 && path[0] == '*' && name_is(method, mlen, "OPTIONS")))
-		return 1;
-	st->is_head = name_is(method, mlen, "HEAD");
+	b->hb.len += need;
+	return 0;
+refuse:
+	st->bad = 1;
+	return 1;
+}
 
-	e |= add_str(out, method, mlen) | add_lit(out, " ") | add_str(out, path, plen) | add_lit(out, " HTTP/1.1\r\n");
-	if (auth)
-		e |= add_lit(out, "Host: ") | add_str(out, auth, alen) | add_lit(out, "\r\n");
-	pos = 0;
-	while (field_next(&st->fields, &pos, &n, &nl, &v, &vl)) {
-		if (nl && n[0] == ':')
-			continue;
-		if (auth && name_is(n, nl, "host"))
-			continue;
-		if (name_is(n, nl, "content-length"))
-			has_cl = 1;
-		if (name_is(n, nl, "cookie")) {
-			/* all cookie fields as one, where the first was */
-			const char *cn, *cv;
-			size_t cnl, cvl, cpos = 0;
-			int first = 1;
+/* One field of a request head. Returns 0 or -1 out of memory. */
+static int head_field(struct stream *st, struct hblock *b, const uint8_t *n, size_t nl, const uint8_t *v, size_t vl)
+{
+	size_t *off, *len;
 
-			if (cookie_done)
-				continue;
-			cookie_done = 1;
-			e |= add_lit(out, "cookie: ");
-			while (field_next(&st->fields, &cpos, &cn, &cnl, &cv, &cvl)) {
-				if (!name_is(cn, cnl, "cookie"))
-					continue;
-				if (!first)
-					e |= add_lit(out, "; ");
-				first = 0;
-				e |= add_str(out, cv, cvl);
-			}
-			e |= add_lit(out, "\r\n");
-			continue;
+	if (nl == 0 || n[0] == ':') {
+		if (b->line) {
+			/* after a regular field (nghttp2 refuses this first) */
+			st->bad = 1;
+			return 0;
 		}
-		e |= add_str(out, n, nl) | add_lit(out, ": ") | add_str(out, v, vl) | add_lit(out, "\r\n");
+		if (name_is((const char *)n, nl, ":method")) {
+			b->have_m = 1;
+			off = &b->m_off, len = &b->m_len;
+		} else if (name_is((const char *)n, nl, ":path")) {
+			b->have_p = 1;
+			off = &b->p_off, len = &b->p_len;
+		} else if (name_is((const char *)n, nl, ":authority")) {
+			b->have_a = 1;
+			off = &b->a_off, len = &b->a_len;
+		} else if (name_is((const char *)n, nl, ":scheme")) {
+			b->have_s = 1;
+			b->scheme_ok = name_is((const char *)v, vl, "http") || name_is((const char *)v, vl, "https");
+			return 0;
+		} else {
+			st->bad = 1;
+			return 0;
+		}
+		*off = b->hb.len;
+		*len = vl;
+		return bytes_add(&b->hb, v, vl);
 	}
-	if (!has_cl && !end_stream) {
+	if (!b->line) {
+		int r = head_line(st, b);
+
+		if (r != 0)
+			return r < 0 ? -1 : 0;
+	}
+	if (b->have_a && name_is((const char *)n, nl, "host"))
+		return 0;
+	if (name_is((const char *)n, nl, "content-length")) {
+		b->has_cl = 1;
+	} else if (name_is((const char *)n, nl, "cookie")) {
+		/* all cookie fields as one, where the first was (head_end) */
+		if (!b->has_cookie) {
+			b->has_cookie = 1;
+			b->cookie_at = b->hb.len;
+		} else if (bytes_add(&b->cookie, "; ", 2) < 0) {
+			return -1;
+		}
+		return bytes_add(&b->cookie, v, vl);
+	}
+	return line_add(&b->hb, n, nl, v, vl);
+}
+
+/* Completes the head: the cookie line, the framing, CRLF. Returns 0 or
+ * -1 out of memory. */
+static int head_end(struct stream *st, struct hblock *b, int end_stream)
+{
+	if (b->has_cookie) {
+		size_t l = 8 + b->cookie.len + 2, tail = b->hb.len - b->cookie_at;
+		char *at;
+
+		if (bytes_room(&b->hb, l) == NULL)
+			return -1;
+		at = bytes_at(&b->hb) + b->cookie_at;
+		memmove(at + l, at, tail);
+		memcpy(at, "cookie: ", 8);
+		memcpy(at + 8, bytes_at(&b->cookie), b->cookie.len);
+		memcpy(at + 8 + b->cookie.len, "\r\n", 2);
+		b->hb.len += l;
+	}
+	if (!b->has_cl && !end_stream) {
 		st->chunked_req = 1;
-		e |= add_lit(out, "Transfer-Encoding: chunked\r\n");
+		if (add_lit(&b->hb, "Transfer-Encoding: chunked\r\n") < 0)
+			return -1;
 	}
-	e |= add_lit(out, "\r\n");
-	return e ? -1 : 0;
+	return bytes_add(&b->hb, "\r\n", 2);
 }
 
 /* The 431 answer to a request whose header list is over the limits. */
@@ -448,62 +582,66 @@ static void answer_431(struct moat_h2s *h, struct stream *st)
 
 static void request_headers_done(struct moat_h2s *h, struct stream *st, int end_stream)
 {
-	struct bytes head = { 0 };
-	int r;
+	struct hblock *b = &h->blk;
+	int r = 0;
 
 	if (st->dead)
-		return;
+		goto out;
 	if (st->too_big) {
-		bytes_free(&st->fields);
 		answer_431(h, st);
-		return;
+		goto out;
 	}
+	if (b->st != st) {
+		/* not the block we built (cannot happen: blocks do not interleave) */
+		reset(h, st, NGHTTP2_INTERNAL_ERROR);
+		goto out;
+	}
+	if (!st->bad && !b->line)
+		r = head_line(st, b);
 	if (st->bad) {
 		reset(h, st, NGHTTP2_PROTOCOL_ERROR);
-		return;
+		goto out;
 	}
-	r = build_head(st, end_stream, &head);
-	bytes_free(&st->fields);
+	if (r == 0)
+		r = head_end(st, b, end_stream);
 	if (r != 0) {
-		bytes_free(&head);
-		reset(h, st, r > 0 ? NGHTTP2_PROTOCOL_ERROR : NGHTTP2_INTERNAL_ERROR);
-		return;
+		reset(h, st, NGHTTP2_INTERNAL_ERROR);
+		goto out;
 	}
-	st->sp = h->ops->open(h->ud, st->id, bytes_at(&head), head.len);
-	bytes_free(&head);
+	st->sp = h->ops->open(h->ud, st->id, bytes_at(&b->hb) + b->head, b->hb.len - b->head);
 	if (st->sp == NULL) {
 		refuse(h, st);
-		return;
+		goto out;
 	}
 	h->st.streams++;
 	st->hnext = h->hash[sp_slot(st->sp)];
 	h->hash[sp_slot(st->sp)] = st;
 	st->sp_hashed = 1;
+out:
+	blk_end(h);
 }
 
-/* Request trailers (fields records in st->fields) as chunked trailer
- * lines; for a content-length body they are dropped. */
+/* One request trailer field: a chunked trailer line in st->rtrail (read
+ * once the trailers are complete); for a content-length body dropped. */
+static void trailer_field(struct moat_h2s *h, struct stream *st, const uint8_t *n, size_t nl, const uint8_t *v,
+			  size_t vl)
+{
+	if (!st->chunked_req || name_is((const char *)n, nl, "content-length") || name_is((const char *)n, nl, "host") ||
+	    name_is((const char *)n, nl, "transfer-encoding"))
+		return;
+	if (line_add(&st->rtrail, n, nl, v, vl) < 0)
+		reset(h, st, NGHTTP2_INTERNAL_ERROR);
+}
+
 static void request_trailers_done(struct moat_h2s *h, struct stream *st)
 {
-	const char *n, *v;
-	size_t nl, vl, pos = 0;
-
 	st->in_trailers = 0;
-	if (st->chunked_req && !st->too_big) {
-		while (field_next(&st->fields, &pos, &n, &nl, &v, &vl)) {
-			if (name_is(n, nl, "content-length") || name_is(n, nl, "host") ||
-			    name_is(n, nl, "transfer-encoding"))
-				continue;
-			if (add_str(&st->rtrail, n, nl) | add_lit(&st->rtrail, ": ") | add_str(&st->rtrail, v, vl) |
-			    add_lit(&st->rtrail, "\r\n")) {
-				reset(h, st, NGHTTP2_INTERNAL_ERROR);
-				break;
-			}
-		}
-	} else if (st->too_big && !st->dead && st->sp) {
-		reset(h, st, NGHTTP2_ENHANCE_YOUR_CALM);
+	if (st->too_big) {
+		bytes_drop(&st->rtrail, st->rtrail.len);
+		if (!st->dead && st->sp)
+			reset(h, st, NGHTTP2_ENHANCE_YOUR_CALM);
 	}
-	bytes_free(&st->fields);
+	blk_end(h);
 }
 
 static void notify_readable(struct moat_h2s *h, struct stream *st)
@@ -778,7 +916,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
 		if (st) {
 			st->in_trailers = 1;
 			st->hsize = st->hcount = 0;
-			bytes_free(&st->fields);
+			blk_begin(h, st);
 		}
 		return 0;
 	}
@@ -795,6 +933,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
 		stream_free(h, st);
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	}
+	blk_begin(h, st);
 	if (h->nactive >= h->lim.max_streams) {
 		refuse(h, st);
 		return h->fatal ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
@@ -808,17 +947,20 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 		     const uint8_t *value, size_t vl, uint8_t flags, void *ud)
 {
 	struct moat_h2s *h = ud;
-	struct stream *st = get_stream(h, f->hd.stream_id);
+	struct stream *st = h->blk.st;
 
 	(void)s;
 	(void)flags;
+	if (st == NULL || st->id != f->hd.stream_id)
+		st = get_stream(h, f->hd.stream_id);
 	if (st == NULL || st->dead)
 		return 0;
 	st->hsize += nl + vl + 32;
 	st->hcount++;
 	if (st->hsize > h->lim.header_list_max || st->hcount > h->lim.header_count_max) {
+		if (!st->too_big && st->in_trailers)
+			bytes_drop(&st->rtrail, st->rtrail.len);
 		st->too_big = 1;
-		bytes_free(&st->fields);
 		return 0;
 	}
 	if (st->too_big)
@@ -827,7 +969,13 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 		st->bad = 1;
 		return 0;
 	}
-	if (field_add(&st->fields, name, nl, value, vl) < 0)
+	if (st->in_trailers) {
+		trailer_field(h, st, name, nl, value, vl);
+		return 0;
+	}
+	if (st->bad || h->blk.st != st)
+		return 0;
+	if (head_field(st, &h->blk, name, nl, value, vl) < 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	return 0;
 }
@@ -1034,6 +1182,8 @@ void moat_h2s_free(struct moat_h2s *h)
 		stream_free(h, st);
 	}
 	bytes_free(&h->spill);
+	bytes_free(&h->blk.hb);
+	bytes_free(&h->blk.cookie);
 	free(h);
 }
 

@@ -366,6 +366,66 @@ static void test_no_authority_keeps_host(void **state)
 	teardown(t);
 }
 
+/* The head is written as the fields arrive: cookies last (joined), a
+ * request of pseudo-headers only, and heads that outgrow the buffers
+ * between blocks of one connection. */
+static void test_head_shapes(void **state)
+{
+	struct tc *t = setup();
+	static char longpath[1200], bigval[3000];
+	nghttp2_nv nv1[] = { NV(":method", "GET"), NV(":scheme", "http"), NV(":authority", "a"), NV(":path", "/"),
+			     NV("cookie", "x=1"), NV("cookie", "y=2") };
+	nghttp2_nv nv2[] = { NV(":method", "HEAD"), NV(":path", "/p"), NV(":scheme", "https"), NV(":authority", "x") };
+	nghttp2_nv nv3[] = { NV(":method", "GET"), NV(":scheme", "http"), NV(":authority", "b"), NV(":path", "/"),
+			     NV("cookie", "c=3"), NV("x-big", ""), NV("cookie", "d=4"), NV("x-after", "z") };
+	struct sstream *s;
+	char want[8192];
+	int32_t id;
+	int n;
+
+	(void)state;
+	id = nghttp2_submit_request(t->cli, NULL, nv1, 6, NULL, NULL);
+	pump(t);
+	s = ss_of(t, id);
+	assert_non_null(s);
+	n = snprintf(want, sizeof(want), "GET / HTTP/1.1\r\nHost: a\r\ncookie: x=1; y=2\r\n\r\n");
+	assert_int_equal(s->head_len, (size_t)n);
+	assert_memory_equal(s->head, want, (size_t)n);
+
+	id = nghttp2_submit_request(t->cli, NULL, nv2, 4, NULL, NULL);
+	pump(t);
+	s = ss_of(t, id);
+	assert_non_null(s);
+	n = snprintf(want, sizeof(want), "HEAD /p HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(s->head_len, (size_t)n);
+	assert_memory_equal(s->head, want, (size_t)n);
+
+	longpath[0] = '/';
+	memset(longpath + 1, 'p', sizeof(longpath) - 2);
+	memset(bigval, 'v', sizeof(bigval) - 1);
+	nv3[3].value = (uint8_t *)longpath;
+	nv3[3].valuelen = strlen(longpath);
+	nv3[5].value = (uint8_t *)bigval;
+	nv3[5].valuelen = strlen(bigval);
+	id = nghttp2_submit_request(t->cli, NULL, nv3, 8, NULL, NULL);
+	pump(t);
+	s = ss_of(t, id);
+	assert_non_null(s);
+	n = snprintf(want, sizeof(want), "GET %s HTTP/1.1\r\nHost: b\r\ncookie: c=3; d=4\r\nx-big: %s\r\nx-after: z\r\n\r\n",
+		     longpath, bigval);
+	assert_int_equal(s->head_len, (size_t)n);
+	assert_memory_equal(s->head, want, (size_t)n);
+
+	id = nghttp2_submit_request(t->cli, NULL, nv1, 6, NULL, NULL);
+	pump(t);
+	s = ss_of(t, id);
+	assert_non_null(s);
+	n = snprintf(want, sizeof(want), "GET / HTTP/1.1\r\nHost: a\r\ncookie: x=1; y=2\r\n\r\n");
+	assert_int_equal(s->head_len, (size_t)n);
+	assert_memory_equal(s->head, want, (size_t)n);
+	teardown(t);
+}
+
 /* A body served from memory for the client's DATA frames. */
 struct body {
 	const char *p;
@@ -1333,6 +1393,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_get),
 		cmocka_unit_test(test_no_authority_keeps_host),
+		cmocka_unit_test(test_head_shapes),
 		cmocka_unit_test(test_post_content_length),
 		cmocka_unit_test(test_post_chunked),
 		cmocka_unit_test(test_post_chunked_streaming),
