@@ -243,8 +243,11 @@ int moat_client_run_tls(struct moat_client *c)
 	c->io.can_read = 1;
 	if (strcmp(moat_tls_alpn(c->tls), "h2") == 0)
 		return moat_h2conn_start(c) < 0 ? -1 : 1;
+	/* the first request head is due within client_header, as on a
+	 * cleartext connection (not keepalive: nothing was asked yet) */
 	c->state = MOAT_C_HEAD;
-	c->head_deadline_set = 0;
+	c->head_deadline = c->w->loop.now_ms + c->w->conf->ref->conf->timeouts.client_header;
+	c->head_deadline_set = 1;
 	return 1;
 }
 

@@ -578,3 +578,27 @@ def test_reset_streams_towards_h2c_upstream(make_moat, h2c_origin):
             c.flush()
         assert c.get("/after").status == 200
     moat_alive_h2(port, tls=False)
+
+
+# --------------------------------------------------------------------------
+# more timeouts
+
+
+def test_tls_handshake_done_then_silence_gets_client_header_timeout(two, pki):
+    """After the handshake the first request head must come within
+    timeouts.client_header, as on a cleartext connection (not keepalive)."""
+    m = two(config={"timeouts": {"client_header": "1s", "keepalive": "20s"}})
+    with TLSClient(m.port, ca=pki.ca) as c:
+        t0 = time.monotonic()
+        c.wait_closed(t(6))
+        assert time.monotonic() - t0 < t(4)
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_h2_stream_body_stalls_gets_408_connection_lives(two, tls):
+    m = two(config={"timeouts": {"client_body": "1s"}})
+    with H2Client(port_of(m, tls), tls=tls) as c:
+        sid = c.request("POST", "/stall", headers=[("content-length", "100")], body=b"abc", end=False)
+        r = c.response(sid, timeout=t(6))
+        assert r.status == 408 or r.reset is not None, r
+        assert c.get("/ok").status == 200
