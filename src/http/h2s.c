@@ -281,6 +281,7 @@ struct moat_h2s {
 	int freeing;               /* in moat_h2s_free: no callbacks */
 	struct bytes spill;          /* nghttp2 output that did not fit the caller's buffer */
 	struct hblock blk;
+	struct bytes names;          /* lowercased response field names (head_nv) */
 	struct moat_h1_header rh[RESP_HDR_MAX];
 	nghttp2_nv nv[RESP_HDR_MAX + 1];
 };
@@ -654,14 +655,20 @@ static void notify_readable(struct moat_h2s *h, struct stream *st)
 
 static int hop_by_hop(const char *n, size_t nl)
 {
-	static const char *const drop[] = { "connection", "keep-alive", "proxy-connection",
-					    "transfer-encoding", "upgrade", "te" };
-	size_t i;
-
-	for (i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-		if (nl == strlen(drop[i]) && strncasecmp(n, drop[i], nl) == 0)
-			return 1;
-	return 0;
+	switch (nl) {
+	case 2:
+		return strncasecmp(n, "te", 2) == 0;
+	case 7:
+		return strncasecmp(n, "upgrade", 7) == 0;
+	case 10:
+		return strncasecmp(n, "connection", 10) == 0 || strncasecmp(n, "keep-alive", 10) == 0;
+	case 16:
+		return strncasecmp(n, "proxy-connection", 16) == 0;
+	case 17:
+		return strncasecmp(n, "transfer-encoding", 17) == 0;
+	default:
+		return 0;
+	}
 }
 
 static ssize_t data_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length, uint32_t *flags,
@@ -709,10 +716,18 @@ static void resume(struct moat_h2s *h, struct stream *st)
 	}
 }
 
-/* Fills h->nv from a parsed head (names lowercased in place). */
-static size_t head_nv(struct moat_h2s *h, const struct moat_h1_head *hd, char *status)
+/* Fills h->nv from a parsed head of hlen bytes, the names lowercased into
+ * h->names (the head's bytes are the caller's). Returns the count, 0 when
+ * out of memory. */
+static size_t head_nv(struct moat_h2s *h, const struct moat_h1_head *hd, char *status, size_t hlen)
 {
 	size_t i, j, cnt = 0;
+	char *w;
+
+	h->names.len = h->names.off = 0;
+	w = bytes_room(&h->names, hlen);
+	if (w == NULL)
+		return 0;
 
 	status[0] = (char)('0' + hd->status / 100 % 10);
 	status[1] = (char)('0' + hd->status / 10 % 10);
@@ -720,15 +735,15 @@ static size_t head_nv(struct moat_h2s *h, const struct moat_h1_head *hd, char *s
 	h->nv[cnt++] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE };
 	for (i = 0; i < hd->nheaders; i++) {
 		const struct moat_h1_header *f = &hd->headers[i];
-		char *nm = (char *)f->name;
+		const char *nm = f->name;
 
 		if (hop_by_hop(f->name, f->name_len))
 			continue;
 		for (j = 0; j < f->name_len; j++)
-			if (nm[j] >= 'A' && nm[j] <= 'Z')
-				nm[j] = (char)(nm[j] + 32);
-		h->nv[cnt++] = (nghttp2_nv){ (uint8_t *)nm, (uint8_t *)f->value, f->name_len, f->value_len,
+			w[j] = (char)(nm[j] >= 'A' && nm[j] <= 'Z' ? nm[j] + 32 : nm[j]);
+		h->nv[cnt++] = (nghttp2_nv){ (uint8_t *)w, (uint8_t *)f->value, f->name_len, f->value_len,
 					     NGHTTP2_NV_FLAG_NONE };
+		w += f->name_len;
 	}
 	return cnt;
 }
@@ -759,10 +774,15 @@ static int resp_trailer(struct stream *st, const char *line, size_t len)
 	return field_add(&st->otrail, (const uint8_t *)name, nl, (const uint8_t *)line + vs, ve - vs);
 }
 
-/* Parses what ibuf holds as far as it can. Returns 0, or -1 when the
- * bytes are no valid response (or 101). */
-static int resp_process(struct moat_h2s *h, struct stream *st)
+/* Parses the response bytes d[0 .. *len) as far as it can; *d and *len
+ * are advanced past what was used (what is left is a partial head, size
+ * or trailer line). Returns 0, or -1 when the bytes are no valid response
+ * (or 101). */
+static int resp_parse(struct moat_h2s *h, struct stream *st, const char **dpos, size_t *lenp)
 {
+	const char *d = *dpos;
+	size_t dlen = *lenp;
+
 	while (st->rstate == R_HEAD) {
 		struct moat_h1_head hd;
 		struct moat_h1_limits lim = { 1, h->lim.stream_out_max, RESP_HDR_MAX };
@@ -770,21 +790,24 @@ static int resp_process(struct moat_h2s *h, struct stream *st)
 		size_t cnt;
 		int r;
 
-		if (st->ibuf.len == 0)
-			return 0;
+		if (dlen == 0)
+			goto out;
 		memset(&hd, 0, sizeof(hd));
 		hd.headers = h->rh;
 		hd.header_cap = RESP_HDR_MAX;
-		r = moat_h1_parse_response(bytes_at(&st->ibuf), st->ibuf.len, &hd, &lim, st->is_head);
+		r = moat_h1_parse_response(d, dlen, &hd, &lim, st->is_head);
 		if (r == MOAT_AGAIN)
-			return 0;
+			goto out;
 		if (r < 0 || hd.status == 101)
 			return -1;
-		cnt = head_nv(h, &hd, status);
+		cnt = head_nv(h, &hd, status, (size_t)r);
+		if (cnt == 0)
+			return -1;
 		if (hd.status < 200) {
 			if (nghttp2_submit_headers(h->s, NGHTTP2_FLAG_NONE, st->id, NULL, h->nv, cnt, NULL) < 0)
 				return -1;
-			bytes_drop(&st->ibuf, (size_t)r);
+			d += r;
+			dlen -= (size_t)r;
 			continue;
 		}
 		st->framing = hd.framing;
@@ -807,20 +830,23 @@ static int resp_process(struct moat_h2s *h, struct stream *st)
 			if (nghttp2_submit_response(h->s, st->id, h->nv, cnt, &dp) != 0)
 				return -1;
 		}
-		bytes_drop(&st->ibuf, (size_t)r);
+		d += r;
+		dlen -= (size_t)r;
 	}
 	if (st->rstate == R_DONE) {
 		/* bytes past the end of the response: nothing can carry them */
-		bytes_drop(&st->ibuf, st->ibuf.len);
-		return 0;
+		d += dlen;
+		dlen = 0;
+		goto out;
 	}
 	switch (st->framing) {
 	case MOAT_H1_BODY_LENGTH: {
-		size_t k = st->ibuf.len < st->rleft ? st->ibuf.len : (size_t)st->rleft;
+		size_t k = dlen < st->rleft ? dlen : (size_t)st->rleft;
 
-		if (bytes_add(&st->obuf, bytes_at(&st->ibuf), k) < 0)
+		if (bytes_add(&st->obuf, d, k) < 0)
 			return -1;
-		bytes_drop(&st->ibuf, st->ibuf.len);
+		d += dlen;
+		dlen = 0;
 		st->rleft -= k;
 		if (st->rleft == 0) {
 			st->out_ended = 1;
@@ -829,37 +855,66 @@ static int resp_process(struct moat_h2s *h, struct stream *st)
 		break;
 	}
 	case MOAT_H1_BODY_CHUNKED:
-		while (st->ibuf.len) {
+		while (dlen) {
 			size_t used, off, len;
-			int r = moat_chunked_decode(&st->chunk, bytes_at(&st->ibuf), st->ibuf.len, &used, &off, &len);
+			int r = moat_chunked_decode(&st->chunk, d, dlen, &used, &off, &len);
 
 			if (r == MOAT_CHUNKED_DATA) {
-				if (bytes_add(&st->obuf, bytes_at(&st->ibuf) + off, len) < 0)
+				if (bytes_add(&st->obuf, d + off, len) < 0)
 					return -1;
 			} else if (r == MOAT_CHUNKED_TRAILER) {
-				if (resp_trailer(st, bytes_at(&st->ibuf) + off, len) < 0)
+				if (resp_trailer(st, d + off, len) < 0)
 					return -1;
 			} else if (r == MOAT_CHUNKED_DONE) {
 				st->out_ended = 1;
 				st->rstate = R_DONE;
-				bytes_drop(&st->ibuf, st->ibuf.len);
+				d += dlen;
+				dlen = 0;
 				break;
 			} else if (r != MOAT_CHUNKED_NEED) {
 				return -1;
 			}
-			bytes_drop(&st->ibuf, used);
+			d += used;
+			dlen -= used;
 			if (r == MOAT_CHUNKED_NEED)
 				break;
 		}
 		break;
 	default: /* CLOSE */
-		if (bytes_add(&st->obuf, bytes_at(&st->ibuf), st->ibuf.len) < 0)
+		if (bytes_add(&st->obuf, d, dlen) < 0)
 			return -1;
-		bytes_drop(&st->ibuf, st->ibuf.len);
+		d += dlen;
+		dlen = 0;
 		break;
 	}
 	resume(h, st);
+out:
+	*dpos = d;
+	*lenp = dlen;
 	return 0;
+}
+
+/* Takes p[0 .. n) for the response: parsed straight from p when nothing
+ * is held from before, else after what ibuf holds; what is left over goes
+ * to (stays in) ibuf. Returns 0 or -1 (see resp_parse). */
+static int resp_process(struct moat_h2s *h, struct stream *st, const char *p, size_t n)
+{
+	const char *d = p;
+	size_t len = n;
+
+	if (st->ibuf.len) {
+		if (bytes_add(&st->ibuf, p, n) < 0)
+			return -1;
+		d = bytes_at(&st->ibuf);
+		len = st->ibuf.len;
+		if (resp_parse(h, st, &d, &len) < 0)
+			return -1;
+		bytes_drop(&st->ibuf, st->ibuf.len - len);
+		return 0;
+	}
+	if (resp_parse(h, st, &d, &len) < 0)
+		return -1;
+	return bytes_add(&st->ibuf, d, len);
 }
 
 /* ---- nghttp2 callbacks ---- */
@@ -1184,6 +1239,7 @@ void moat_h2s_free(struct moat_h2s *h)
 	bytes_free(&h->spill);
 	bytes_free(&h->blk.hb);
 	bytes_free(&h->blk.cookie);
+	bytes_free(&h->names);
 	free(h);
 }
 
@@ -1341,7 +1397,7 @@ ssize_t moat_h2s_resp_write(struct moat_h2s *h, void *sp, const char *p, size_t 
 		take = n;
 	if (take < n)
 		st->blocked = 1;
-	if (bytes_add(&st->ibuf, p, take) < 0 || resp_process(h, st) < 0) {
+	if (resp_process(h, st, p, take) < 0) {
 		reset(h, st, NGHTTP2_INTERNAL_ERROR);
 		return -1;
 	}

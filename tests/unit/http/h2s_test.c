@@ -666,6 +666,38 @@ static void test_resp_chunked_trailers(void **state)
 	teardown(t);
 }
 
+/* A response written a byte at a time: every head, size line and
+ * trailer is held over between writes. */
+static void test_resp_bytewise(void **state)
+{
+	struct tc *t = setup();
+	const char *r = "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+			"HTTP/1.1 200 OK\r\nX-Up: A\r\nTransfer-Encoding: chunked\r\n\r\n"
+			"5\r\nhello\r\n2\r\n, \r\n0\r\nX-Tr: 1\r\n\r\n";
+	struct sstream *s;
+	struct cstream *c;
+	int32_t id;
+	size_t i;
+
+	(void)state;
+	id = get(t, "/b");
+	pump(t);
+	s = ss_of(t, id);
+	for (i = 0; r[i]; i++)
+		assert_int_equal(moat_h2s_resp_write(t->h, s, r + i, 1), 1);
+	moat_h2s_resp_end(t->h, s);
+	pump(t);
+	c = cs_of(t, id);
+	assert_int_equal(c->nblocks, 3);
+	assert_string_equal(c->hdrs[0], ":status: 103\nlink: </a>\n");
+	assert_string_equal(c->hdrs[1], ":status: 200\nx-up: A\n");
+	assert_string_equal(c->hdrs[2], "x-tr: 1\n");
+	assert_int_equal(c->dlen, 7);
+	assert_memory_equal(c->data, "hello, ", 7);
+	assert_true(c->ended && c->closed && !c->rst);
+	teardown(t);
+}
+
 static void test_resp_chunked_no_trailers(void **state)
 {
 	struct tc *t = setup();
@@ -1400,6 +1432,7 @@ int main(void)
 		cmocka_unit_test(test_content_length_mismatch),
 		cmocka_unit_test(test_bad_requests_refused),
 		cmocka_unit_test(test_resp_chunked_trailers),
+		cmocka_unit_test(test_resp_bytewise),
 		cmocka_unit_test(test_resp_chunked_no_trailers),
 		cmocka_unit_test(test_resp_no_body),
 		cmocka_unit_test(test_resp_1xx),
