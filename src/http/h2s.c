@@ -406,14 +406,69 @@ static int name_is(const char *n, size_t nl, const char *lit)
 	return nl == l && memcmp(n, lit, l) == 0;
 }
 
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+/* Nonzero when a byte of x is zero (exact: no false positives). */
+#define HAS_ZERO(x) (((x) - ONES) & ~(x) & HIGHS)
+
+static int word_ctl(uint64_t x)
+{
+	return (HAS_ZERO(x) | HAS_ZERO(x ^ (ONES * '\r')) | HAS_ZERO(x ^ (ONES * '\n'))) != 0;
+}
+
+/* 1 when v[0 .. n) holds CR, LF or NUL; eight bytes a step, the last
+ * step overlapping the one before (four to seven bytes: two
+ * overlapping four-byte words). */
 static int has_ctl(const uint8_t *v, size_t n)
 {
+	uint64_t x;
 	size_t i;
 
+	if (n >= 8) {
+		for (i = 0; i + 8 < n; i += 8) {
+			memcpy(&x, v + i, 8);
+			if (word_ctl(x))
+				return 1;
+		}
+		memcpy(&x, v + n - 8, 8);
+		return word_ctl(x);
+	}
+	if (n >= 4) {
+		uint32_t a, b;
+
+		memcpy(&a, v, 4);
+		memcpy(&b, v + n - 4, 4);
+		return word_ctl((uint64_t)a | (uint64_t)b << 32);
+	}
 	for (i = 0; i < n; i++)
 		if (v[i] == '\r' || v[i] == '\n' || v[i] == 0)
 			return 1;
 	return 0;
+}
+
+/* Copies n bytes from s to d with A-Z lowercased; eight bytes a step. */
+static void copy_lower(char *d, const char *s, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x, low7, ge_a, gt_z, upper;
+
+		memcpy(&x, s + i, 8);
+		low7 = x & ~HIGHS;
+		ge_a = low7 + ONES * (0x80 - 'A');       /* high bit: byte >= 'A' (low 7 bits) */
+		gt_z = low7 + ONES * (0x80 - 'Z' - 1);   /* high bit: byte > 'Z' */
+		upper = ge_a & ~gt_z & ~x & HIGHS;       /* ASCII and in A-Z */
+		x |= upper >> 2;                         /* 0x80 >> 2 = 0x20 */
+		memcpy(d + i, &x, 8);
+	}
+	if (i < n && n >= 8) {
+		/* the last eight bytes again, overlapping: same result */
+		copy_lower(d + n - 8, s + n - 8, 8);
+		return;
+	}
+	for (; i < n; i++)
+		d[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
 }
 
 static int add_lit(struct bytes *b, const char *s) { return bytes_add(b, s, strlen(s)); }
@@ -721,7 +776,7 @@ static void resume(struct moat_h2s *h, struct stream *st)
  * out of memory. */
 static size_t head_nv(struct moat_h2s *h, const struct moat_h1_head *hd, char *status, size_t hlen)
 {
-	size_t i, j, cnt = 0;
+	size_t i, cnt = 0;
 	char *w;
 
 	h->names.len = h->names.off = 0;
@@ -739,8 +794,7 @@ static size_t head_nv(struct moat_h2s *h, const struct moat_h1_head *hd, char *s
 
 		if (hop_by_hop(f->name, f->name_len))
 			continue;
-		for (j = 0; j < f->name_len; j++)
-			w[j] = (char)(nm[j] >= 'A' && nm[j] <= 'Z' ? nm[j] + 32 : nm[j]);
+		copy_lower(w, nm, f->name_len);
 		h->nv[cnt++] = (nghttp2_nv){ (uint8_t *)w, (uint8_t *)f->value, f->name_len, f->value_len,
 					     NGHTTP2_NV_FLAG_NONE };
 		w += f->name_len;
