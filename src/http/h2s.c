@@ -37,6 +37,7 @@
 
 #define RESP_HDR_MAX 256u      /* fields in a response head from the core */
 #define SP_BUCKETS   64u       /* caller pointer -> stream hash buckets */
+#define SPARE_MAX    16u       /* freed stream structs kept for reuse */
 
 /* A growable byte array holding p[off .. off + len); at most `max` bytes. */
 struct bytes {
@@ -282,6 +283,8 @@ struct moat_h2s {
 	struct bytes spill;          /* nghttp2 output that did not fit the caller's buffer */
 	struct hblock blk;
 	struct bytes names;          /* lowercased response field names (head_nv) */
+	struct stream *spare;        /* freed streams for reuse (linked by next), at most SPARE_MAX */
+	unsigned nspare;
 	struct moat_h1_header rh[RESP_HDR_MAX];
 	nghttp2_nv nv[RESP_HDR_MAX + 1];
 };
@@ -349,7 +352,26 @@ static void stream_free(struct moat_h2s *h, struct stream *st)
 	bytes_free(&st->ibuf);
 	bytes_free(&st->obuf);
 	bytes_free(&st->otrail);
+	if (!h->freeing && h->nspare < SPARE_MAX) {
+		st->next = h->spare;
+		h->spare = st;
+		h->nspare++;
+		return;
+	}
 	free(st);
+}
+
+/* A zeroed stream: a spare one, or a new one (NULL out of memory). */
+static struct stream *stream_alloc(struct moat_h2s *h)
+{
+	struct stream *st = h->spare;
+
+	if (st == NULL)
+		return calloc(1, sizeof(*st));
+	h->spare = st->next;
+	h->nspare--;
+	memset(st, 0, sizeof(*st));
+	return st;
 }
 
 static struct stream *get_stream(struct moat_h2s *h, int32_t id)
@@ -1029,7 +1051,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
 		}
 		return 0;
 	}
-	st = calloc(1, sizeof(*st));
+	st = stream_alloc(h);
 	if (st == NULL)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	st->h = h;
@@ -1289,6 +1311,10 @@ void moat_h2s_free(struct moat_h2s *h)
 	for (struct stream *st = h->streams, *next; st; st = next) {
 		next = st->next;
 		stream_free(h, st);
+	}
+	for (struct stream *st = h->spare, *next; st; st = next) {
+		next = st->next;
+		free(st);
 	}
 	bytes_free(&h->spill);
 	bytes_free(&h->blk.hb);
