@@ -65,6 +65,8 @@ void moat_txn_answer(struct moat_client *c, int status, const char *extra, size_
 	moat_txn_answer_ex(c, status, extra, extra_len, id, 0);
 }
 
+static size_t hsts_line(struct moat_client *c, const struct moat_conf *conf, char *buf, size_t cap);
+
 void moat_txn_answer_ex(struct moat_client *c, int status, const char *extra, size_t extra_len, const char *id,
 			int count)
 {
@@ -93,7 +95,21 @@ void moat_txn_answer_ex(struct moat_client *c, int status, const char *extra, si
 	if (!t->req_done || !t->keepalive)
 		t->keepalive = 0;
 	moat_buf_release(&t->reqhead);
-	moat_errpage_write_ex(&c->out, status, t->keepalive, t->is_head, extra, extra_len, id);
+	if (c->tls) {
+		/* HSTS on moat's own answers too */
+		char buf[2048];
+		size_t hl = hsts_line(c, txn_conf(t), buf, sizeof(buf));
+
+		if (hl && hl + extra_len <= sizeof(buf)) {
+			if (extra_len)
+				memcpy(buf + hl, extra, extra_len);
+			extra = buf;
+			extra_len += hl;
+		}
+		moat_errpage_write_ex(&c->out, status, t->keepalive, t->is_head, extra, extra_len, id);
+	} else {
+		moat_errpage_write_ex(&c->out, status, t->keepalive, t->is_head, extra, extra_len, id);
+	}
 	t->resp_started = 1;
 	t->resp_done = 1;
 	t->phase = MOAT_TXN_FINISHING;
@@ -1328,6 +1344,13 @@ static void serve_start(struct moat_client *c)
 	if (s->content_length >= 0) {
 		n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n", (long long)s->content_length);
 		moat_buf_append(&c->out, line, (size_t)n);
+	}
+	if (c->tls) {
+		char hsts[128];
+		size_t hl = hsts_line(c, txn_conf(t), hsts, sizeof(hsts));
+
+		if (hl)
+			moat_buf_append(&c->out, hsts, hl);
 	}
 	if (!t->keepalive)
 		moat_buf_append(&c->out, "Connection: close\r\n", 19);
