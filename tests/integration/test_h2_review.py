@@ -17,12 +17,15 @@ import time
 
 import pytest
 
-from harness import Client, free_port, pattern_bytes, sha256_body, t, wait_for
-from tls_util import (DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, RST_STREAM, WINDOW_UPDATE,
-                      H2Backend, H2Client, RawH2, TLSBackend, TLSClient, client_socket, echo_json,
-                      frame, https_curl, moat_alive_h2, pki, request_block, server_ctx)  # noqa: F401
+from harness import Client, free_port, pattern_bytes, sha256_body, t
+from tls_util import (DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, RST_STREAM, H2Backend,
+                      H2Client, RawH2, TLSBackend, TLSClient, client_socket, echo_json, frame,
+                      moat_alive_h2, pki, request_block, server_ctx)  # noqa: F401
 
 CANCEL = 0x8
+# RSS growth allowed while a 20 MiB body is held back (ASan's quarantine and
+# shadow memory make RSS a loose measure there)
+RSS_SLACK_KIB = (24 if __import__("harness").ASAN else 12) * 1024
 
 
 def slow_body(size, chunk=65536, delay=0.0, first_delay=0.0):
@@ -186,7 +189,7 @@ def test_client_without_window_update_holds_memory_bounded(two):
         h.read_until(lambda fs: sum(len(p) for ft, _, s, p in fs if ft == DATA) >= 65535, t(5))
         time.sleep(1.0)
         grown = m.rss_kib() - before
-        assert grown < 12 * 1024, f"RSS grew {grown} KiB for a client that reads nothing"
+        assert grown < RSS_SLACK_KIB, f"RSS grew {grown} KiB for a client that reads nothing"
         # others are served meanwhile
         moat_alive_h2(m.port)
         moat_alive_h2(m.plain, tls=False)
@@ -573,8 +576,8 @@ def test_h2c_upstream_upload_intact_and_load(make_moat, h2c_origin, pki, scheme)
 
 def test_reset_streams_towards_h2c_upstream(make_moat, h2c_origin):
     port = free_port()
-    m = make_moat([], {"listeners": [{"listen": f"127.0.0.1:{port}"}],
-                       "upstreams": {"app": {"servers": [f"h2c://127.0.0.1:{h2c_origin.port}"]}}})
+    make_moat([], {"listeners": [{"listen": f"127.0.0.1:{port}"}],
+                   "upstreams": {"app": {"servers": [f"h2c://127.0.0.1:{h2c_origin.port}"]}}})
     with H2Client(port, tls=False) as c:
         for i in range(20):
             sid = c.request("POST", f"/r/{i}", headers=[("content-length", "100000")], end=False)
@@ -648,7 +651,8 @@ def test_h2_client_that_reads_nothing_is_closed_after_client_send(two):
     s.sendall(conn.data_to_send())
     before = m.rss_kib()
     time.sleep(t(4))
-    assert m.rss_kib() - before < 12 * 1024
+    grown = m.rss_kib() - before
+    assert grown < RSS_SLACK_KIB, grown
     s.settimeout(t(4))
     got = 0
     try:
