@@ -265,6 +265,8 @@ struct hblock {
 	unsigned has_cl : 1, has_cookie : 1;
 };
 
+#define WU_CREDIT_MAX 4096u
+
 struct moat_h2s {
 	nghttp2_session *s;
 	const struct moat_h2s_ops *ops;
@@ -275,6 +277,7 @@ struct moat_h2s {
 	struct stream *hash[SP_BUCKETS];
 	unsigned nactive;
 	struct bucket resets, ctrl;
+	unsigned wu_credit;          /* WINDOW_UPDATEs the DATA we sent makes due (not a flood) */
 	unsigned cont_frames;
 	size_t cont_bytes;
 	int fatal;
@@ -1019,9 +1022,17 @@ static int on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *
 	case NGHTTP2_DATA:
 		ctrl = hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM);
 		break;
+	case NGHTTP2_WINDOW_UPDATE:
+		/* a client reading our DATA acknowledges it (for the stream and
+		 * the connection): those are due, only the others count */
+		if (h->wu_credit) {
+			h->wu_credit--;
+			break;
+		}
+		ctrl = 1;
+		break;
 	case NGHTTP2_PING:
 	case NGHTTP2_SETTINGS:
-	case NGHTTP2_WINDOW_UPDATE:
 	case NGHTTP2_PRIORITY:
 		ctrl = 1;
 		break;
@@ -1173,6 +1184,8 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	struct stream *st;
 
 	(void)s;
+	if (f->hd.type == NGHTTP2_DATA && f->hd.length > 0 && h->wu_credit < WU_CREDIT_MAX)
+		h->wu_credit += 2;
 	if (f->hd.type == NGHTTP2_RST_STREAM && f->rst_stream.error_code == NGHTTP2_REFUSED_STREAM) {
 		/* refused by nghttp2 itself (past SETTINGS_MAX_CONCURRENT_STREAMS
 		 * before the client acknowledged it): counted here */

@@ -79,7 +79,8 @@
  *  - HPACK: our decoder's table is SETTINGS_HEADER_TABLE_SIZE 4096; our
  *    encoder's table at most 4096 whatever the client allows;
  *  - control frame floods: PING, SETTINGS, empty DATA / HEADERS without
- *    END_STREAM, WINDOW_UPDATE and PRIORITY frames each draw from one
+ *    END_STREAM, WINDOW_UPDATE (beyond two for each DATA frame sent: those
+ *    acknowledge our data) and PRIORITY frames each draw from one
  *    bucket of limits.ctrl_burst (default 1000) refilled at
  *    limits.ctrl_rate per second (default 500): empty -> GOAWAY
  *    (ENHANCE_YOUR_CALM); queued PING / SETTINGS acks are bounded too;

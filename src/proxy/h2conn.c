@@ -442,3 +442,24 @@ void moat_h2conn_close(struct moat_client *c)
 	free(hc);
 	c->h2 = NULL;
 }
+
+void moat_h2conn_retire(struct moat_client *c, uint64_t now)
+{
+	struct moat_h2conn *hc = c->h2;
+	struct moat_worker *w = c->w;
+
+	if (!hc)
+		return;
+	for (struct h2stream *st = hc->streams; st; st = st->next) {
+		struct moat_client *vc = st->vc;
+
+		if (!vc || vc->dead || !vc->txn || vc->txn->wc == w->conf || !vc->txn->wc->retire_at ||
+		    vc->txn->wc->retire_at > now)
+			continue;
+		MOAT_INFO("w%u c%llu: stream closed: its config generation %llu was replaced %llu ms ago", w->id,
+			  (unsigned long long)c->id, (unsigned long long)vc->txn->wc->ref->generation,
+			  (unsigned long long)vc->txn->wc->ref->conf->timeouts.drain);
+		/* the record stays until the session says the stream closed */
+		moat_client_abort(vc);
+	}
+}

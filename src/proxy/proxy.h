@@ -474,6 +474,8 @@ int moat_h2conn_start(struct moat_client *c);
 int moat_h2conn_run(struct moat_client *c);
 void moat_h2conn_close(struct moat_client *c);   /* from moat_client_close */
 uint64_t moat_h2conn_deadline(struct moat_client *c); /* its timer (0: none) */
+/* Aborts the streams whose txn runs under a generation retired by `now`. */
+void moat_h2conn_retire(struct moat_client *c, uint64_t now);
 void moat_h2conn_stop(struct moat_client *c);    /* graceful: GOAWAY */
 void moat_h2conn_flush_dirty(struct moat_defer *d);
 /* A stream's virtual client is closed: tell the session. */

@@ -425,6 +425,10 @@ static void retire_timer_cb(struct moat_timer *tm)
 
 	for (c = w->clients; c; c = cn) {
 		cn = c->next;
+		if (c->state == MOAT_C_H2) {
+			moat_h2conn_retire(c, now);
+			continue;
+		}
 		if (c->txn && c->txn->wc != w->conf && c->txn->wc->retire_at && c->txn->wc->retire_at <= now) {
 			MOAT_INFO("w%u c%llu: closed: its config generation %llu was replaced %llu ms ago",
 				  w->id, (unsigned long long)c->id,

@@ -520,8 +520,6 @@ def test_h2c_upstream_dies_mid_response(make_moat, client):
         o.stop()
 
 
-@pytest.mark.xfail(reason="h2s.c counts every WINDOW_UPDATE in the control-frame "
-                   "bucket (1000, 500/s): an ordinary fast download is taken for a flood")
 def test_fast_download_with_default_windows_not_calm(two):
     """A client that keeps the default 64 KiB windows and acknowledges as
     it reads (python-h2: a WINDOW_UPDATE per 32 KiB, stream and connection)
@@ -612,8 +610,6 @@ def test_h2_stream_body_stalls_gets_408_connection_lives(two, tls):
         assert c.get("/ok").status == 200
 
 
-@pytest.mark.xfail(reason="worker.c retire_timer_cb walks w->clients and their txn only: HTTP/2 "
-                   "streams (virtual clients) under a retired generation are never closed")
 def test_h2_stream_of_retired_generation_closed_after_drain(two):
     """A reload bounds how long requests under the old config run
     (timeouts.drain): HTTP/1.1 connections are closed then; an HTTP/2
