@@ -6,27 +6,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "http/status.h"
+
 const char *moat_errpage_reason(int status)
 {
-	switch (status) {
-	case 308: return "Permanent Redirect";
-	case 400: return "Bad Request";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 429: return "Too Many Requests";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Error";
-	}
+	const char *r = moat_http_reason(status);
+
+	return r ? r : "Error";
 }
 
 int moat_errpage_write(struct moat_buf *out, int status, int keepalive, int head_only)
