@@ -24,8 +24,13 @@ static ssize_t tls_x_read(void *x, struct moat_io *io, char *p, size_t n)
 {
 	ssize_t r = moat_tls_read(x, p, n);
 
-	if (r > 0)
+	if (r > 0) {
+		/* the socket was drained by this read: its next edge says
+		 * when more comes (unless the FIN was reported already) */
+		if ((size_t)r < n && !io->hup && moat_tls_drained(x))
+			io->can_read = 0;
 		return r;
+	}
 	if (r == 0) {
 		io->eof = 1;
 		io->can_read = 0;

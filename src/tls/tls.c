@@ -299,6 +299,8 @@ struct moat_tls_conn {
 	unsigned long err;              /* the OpenSSL error code of the failure */
 	int sys_errno;
 	long verify_result;
+	int raw_short;                  /* the socket's last read returned less than asked
+					 * (or nothing): it holds no more for now */
 };
 
 static int ex_conn_idx = -1;
@@ -1130,9 +1132,26 @@ fail:
 
 /* ------------------------------------------------------------- connections */
 
+/* Watches the socket BIO's reads: one that returned less than OpenSSL
+ * asked for (with read-ahead on, it asks for a whole buffer) drained the
+ * socket, so the caller need not read again to hear EAGAIN. */
+static long rbio_cb(BIO *b, int oper, const char *argp, size_t len, int argi, long argl, int ret,
+		    size_t *processed)
+{
+	struct moat_tls_conn *t = (struct moat_tls_conn *)BIO_get_callback_arg(b);
+
+	(void)argp;
+	(void)argi;
+	(void)argl;
+	if (t && oper == (BIO_CB_READ | BIO_CB_RETURN))
+		t->raw_short = ret <= 0 || (processed && *processed < len);
+	return ret;
+}
+
 static struct moat_tls_conn *conn_new(SSL_CTX *ctx, int fd)
 {
 	struct moat_tls_conn *t = calloc(1, sizeof *t);
+	BIO *rb;
 
 	if (!t)
 		return NULL;
@@ -1144,7 +1163,18 @@ static struct moat_tls_conn *conn_new(SSL_CTX *ctx, int fd)
 		ERR_clear_error();
 		return NULL;
 	}
+	rb = SSL_get_rbio(t->ssl);
+	if (rb) {
+		SSL_set_read_ahead(t->ssl, 1);
+		BIO_set_callback_arg(rb, (char *)t);
+		BIO_set_callback_ex(rb, rbio_cb);
+	}
 	return t;
+}
+
+int moat_tls_drained(const struct moat_tls_conn *t)
+{
+	return t->raw_short && !SSL_has_pending(t->ssl);
 }
 
 struct moat_tls_conn *moat_tls_accept(struct moat_tls_server *s, int fd)

@@ -156,6 +156,12 @@ int moat_tls_handshake(struct moat_tls_conn *t);
  * decrypted bytes the socket's edge will not announce. */
 ssize_t moat_tls_read(struct moat_tls_conn *t, void *buf, size_t n);
 
+/* After a read that returned bytes: 1 when nothing more waits, neither in
+ * OpenSSL nor in the socket (its last read came back short), so the next
+ * read would only say WANT_READ: the caller may wait for the socket's
+ * next readable edge instead. */
+int moat_tls_drained(const struct moat_tls_conn *t);
+
 /* Writes n > 0 bytes: the bytes taken (> 0; all of them or a part once a
  * record did not fit), WANT_WRITE (none taken), WANT_READ, ERROR.
  * After WANT_*, the next call must pass the same bytes again (OpenSSL's
