@@ -266,6 +266,12 @@ struct hblock {
 };
 
 #define WU_CREDIT_MAX 4096u
+#define SKIP_MAX      8u       /* ranges of stream ids the client skipped, remembered */
+
+/* Client stream ids lo..hi (odd ones) that never opened. */
+struct idrange {
+	int32_t lo, hi;
+};
 
 struct moat_h2s {
 	nghttp2_session *s;
@@ -280,6 +286,9 @@ struct moat_h2s {
 	unsigned wu_credit;          /* WINDOW_UPDATEs the DATA we sent makes due (not a flood) */
 	unsigned cont_frames;
 	size_t cont_bytes;
+	int32_t max_id;              /* highest client stream id in a HEADERS frame */
+	struct idrange skip[SKIP_MAX]; /* the last SKIP_MAX ranges of ids skipped below it */
+	unsigned nskip;
 	int fatal;
 	int shutdown;
 	int freeing;               /* in moat_h2s_free: no callbacks */
@@ -390,6 +399,42 @@ static void calm(struct moat_h2s *h)
 	nghttp2_session_terminate_session(h->s, NGHTTP2_ENHANCE_YOUR_CALM);
 	h->st.goaway_calm++;
 	h->fatal = 1;
+}
+
+/* Ends the connection: GOAWAY PROTOCOL_ERROR. */
+static void proto_error(struct moat_h2s *h)
+{
+	if (h->fatal)
+		return;
+	nghttp2_session_terminate_session(h->s, NGHTTP2_PROTOCOL_ERROR);
+	h->fatal = 1;
+}
+
+/* RFC 9113 §5.1.1: a new stream's id is above every id the client used
+ * before, and the ids it skips are closed without ever opening. nghttp2
+ * ignores a HEADERS on an id below the last one unless it still holds
+ * that stream: it cannot tell an id that never opened from a stream it
+ * forgot (whose late trailers must not end the connection). So the ranges
+ * skipped are remembered here (the last SKIP_MAX of them: clients that
+ * skip ids are rare) and 1 is returned for a HEADERS on one of them. */
+static int skipped_id(struct moat_h2s *h, int32_t id)
+{
+	if (id <= 0 || !(id & 1))
+		return 0;
+	if (id > h->max_id) {
+		int32_t lo = h->max_id ? h->max_id + 2 : 1;
+
+		if (id > lo) {
+			h->skip[h->nskip % SKIP_MAX] = (struct idrange){ lo, id - 2 };
+			h->nskip++;
+		}
+		h->max_id = id;
+		return 0;
+	}
+	for (unsigned i = 0; i < SKIP_MAX && i < h->nskip; i++)
+		if (id >= h->skip[i].lo && id <= h->skip[i].hi)
+			return 1;
+	return 0;
 }
 
 /* Gives the request body bytes nobody will read back to flow control. */
@@ -1006,6 +1051,10 @@ static int on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *
 	(void)s;
 	switch (hd->type) {
 	case NGHTTP2_HEADERS:
+		if (skipped_id(h, hd->stream_id)) {
+			proto_error(h);
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
+		}
 		h->cont_frames = 1;
 		h->cont_bytes = hd->length;
 		ctrl = hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM);

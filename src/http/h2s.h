@@ -112,6 +112,18 @@
  *    response are taken and dropped;
  *  - moat_h2s_req_read may queue a WINDOW_UPDATE: flush afterwards
  *    (moat_h2s_want_write says so);
+ *  - stream ids (RFC 9113 §5.1.1): a HEADERS on an id the client skipped
+ *    (below a newer stream's id, never opened, or only made known by
+ *    PRIORITY) ends the connection (GOAWAY PROTOCOL_ERROR); nghttp2
+ *    alone ignores it, as it cannot tell such an id from a stream it
+ *    forgot. The last 8 ranges of skipped ids are remembered; a HEADERS
+ *    on a stream that did open (late trailers) stays ignored;
+ *  - where RFC 9113 asks for a stream error, nghttp2 makes some of them
+ *    connection errors with the same code (h2spec accepts both): DATA /
+ *    HEADERS on a half-closed (remote) or closed stream (STREAM_CLOSED),
+ *    self-dependency and WINDOW_UPDATE 0 on a stream (PROTOCOL_ERROR),
+ *    DATA over the frame size (FRAME_SIZE_ERROR), a stream over
+ *    max_streams once SETTINGS is acknowledged (see above);
  *  - nghttp2's own limits sit behind ours: at most continuation_max
  *    CONTINUATION frames, a reset rate limit of 2 x ours, 1000 queued
  *    PING / SETTINGS acks, 32 entries a SETTINGS frame.
