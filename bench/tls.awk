@@ -1,7 +1,7 @@
 # tls.awk - turns the raw numbers of one bench/tls.sh run into the markdown
 # report (bench/results/tls.md).
 #
-# Usage: awk -v tck=CLK_TCK -f tls.awk meta.txt rounds.tsv checks.txt notes.txt
+# Usage: awk -v tck=CLK_TCK -f tls.awk meta.txt rounds.tsv checks.txt notes.txt [deep.tsv]
 #   meta.txt    "key value..." lines about the run
 #   rounds.tsv  scenario proxy round requests seconds rps lat_a lat_b
 #               errors non2xx cpu_ticks user_ticks accepted
@@ -11,7 +11,11 @@
 #               connections accepted on the machine during the run)
 #   checks.txt  "proxy | what | result" lines (the checks before the load)
 #   notes.txt   free text, one note a line
+#   deep.tsv    "scenario proxy N1 N2 IR1 IR2": callgrind's instructions
+#               (all processes) of a run of N1 and one of N2 requests
+#               (BENCH_DEEP=1; IR "-": that run failed)
 # Figures are medians over rounds; a ratio is moat's median over the other's.
+# Instructions per request are (IR2 - IR1) / (N2 - N1).
 
 # median KEY: the median of the values added under KEY ("" if none); sets
 # lo[KEY] and hi[KEY].
@@ -33,6 +37,17 @@ function median(key,    n, i, j, v, a) {
 function add(key, v) {
 	cnt[key]++
 	val[key, cnt[key]] = v + 0
+}
+
+# commas N: the integer N with thousands separators (12,345).
+function commas(n,    s, r) {
+	s = sprintf("%.0f", n)
+	r = ""
+	while (length(s) > 3) {
+		r = "," substr(s, length(s) - 2) r
+		s = substr(s, 1, length(s) - 3)
+	}
+	return s r
 }
 
 function fmt(v, f) {
@@ -107,6 +122,16 @@ FILENAME == ARGV[4] && NF > 0 {
 	next
 }
 
+FILENAME == ARGV[5] && NF >= 6 {
+	dseen[$1] = 1
+	draw[$1, $2] = $5 " / " $6
+	dn[$1] = commas($3) " and " commas($4)
+	if ($5 != "-" && $6 != "-" && $4 > $3)
+		dval[$1, $2] = ($6 - $5) / ($4 - $3)
+	ndeep++
+	next
+}
+
 END {
 	np = split("moat nginx haproxy", plist, " ")
 	print "# TLS and HTTP/2 benchmark: moat, nginx and HAProxy terminating TLS"
@@ -115,7 +140,10 @@ END {
 	print "- machine: " meta["cpu"] ", kernel " meta["kernel"] "; load average " meta["load_start"] " at the start, " meta["load_end"] " at the end"
 	print "- nginx " meta["nginx"] ", HAProxy " meta["haproxy"] ", OpenSSL " meta["openssl"] ", h2load " meta["h2load"] "; each proxy with one worker, " meta["pin"]
 	print "- one ECDSA P-256 certificate for all; TLS 1.2 + 1.3, ALPN h2,http/1.1; session resumption off in all three (the handshake test is of full handshakes)"
-	print "- " meta["rounds"] " interleaved rounds of " meta["seconds"] " s (handshakes: " meta["hs_n"] " per run); figures are medians over rounds"
+	if (meta["timed"] == "0")
+		print "- timed rounds skipped (BENCH_TIMED=0)"
+	else
+		print "- " meta["rounds"] " interleaved rounds of " meta["seconds"] " s (handshakes: " meta["hs_n"] " per run); figures are medians over rounds"
 	print "- ratios are moat ÷ other: below 1.00 means moat used less, or served less (requests/s, handshakes/s)"
 	title["hs"] = "New TLS 1.3 connections (full handshake + one GET /1k each)"
 	title["ka"] = "HTTPS keep-alive, HTTP/1.1, GET /1k"
@@ -160,6 +188,46 @@ END {
 				continue
 			m = median(key)
 			line = line sprintf(" %s %.0f – %.0f – %.0f;", plist[k], lo[key], m, hi[key])
+		}
+		sub(/;$/, ".", line)
+		print line
+	}
+	if (ndeep) {
+		print ""
+		print "## Instructions per request (callgrind)"
+		print ""
+		print "Each proxy under `valgrind --tool=callgrind --trace-children=yes` (" meta["valgrind"] "; nginx with `master_process off`, HAProxy `-db`: every process counted), a fresh instance per run: one checked GET, then N1 or N2 requests of the load below, stopped; instructions per request = (Ir(N2) − Ir(N1)) / (N2 − N1), so start-up, shut-down and the connections' own handshakes (keep-alive, HTTP/2) cancel. The count does not depend on the machine's load; it leaves out cache misses and the kernel's work."
+		print ""
+		print "| scenario | load | moat | nginx | HAProxy | moat/nginx | moat/HAProxy |"
+		print "|---|---|---:|---:|---:|---:|---:|"
+		dtitle["hs"] = "new TLS 1.3 connection (full handshake + GET /1k)"
+		dtitle["ka"] = "HTTPS keep-alive, HTTP/1.1, GET /1k"
+		dtitle["h2"] = "HTTP/2 over TLS, GET /1k"
+		for (i = 1; i <= ns; i++) {
+			sc = slist[i]
+			if (!dseen[sc])
+				continue
+			line = "| **" dtitle[sc] "** | `" meta["deep_" sc] "`"
+			for (k = 1; k <= np; k++) {
+				if ((sc, plist[k]) in dval)
+					line = line " | " commas(dval[sc, plist[k]])
+				else
+					line = line " | " (((sc, plist[k]) in draw) ? "failed" : "not run")
+			}
+			line = line " | " ratio(dval[sc, "moat"], dval[sc, "nginx"]) " | " ratio(dval[sc, "moat"], dval[sc, "haproxy"]) " |"
+			print line
+		}
+		print ""
+		line = "Raw counts, Ir(N1) / Ir(N2):"
+		for (i = 1; i <= ns; i++) {
+			sc = slist[i]
+			if (!dseen[sc])
+				continue
+			line = line " " sc " (N " dn[sc] ")"
+			for (k = 1; k <= np; k++)
+				if ((sc, plist[k]) in draw)
+					line = line " " plist[k] " " draw[sc, plist[k]] ","
+			sub(/,$/, ";", line)
 		}
 		sub(/;$/, ".", line)
 		print line

@@ -42,17 +42,41 @@
 #      each run records requests/s, latency (wrk: p50 / p99; h2load: mean
 #      time for request), errors and the proxy's CPU time from
 #      /proc/PID/stat (all its processes) per request;
-#   5. prints the table of medians and the ratios moat/nginx and
+#   5. BENCH_DEEP=1: instructions per request under valgrind --tool=
+#      callgrind, which do not depend on the machine's load. For each
+#      scenario and proxy, a fresh instance (same configuration, ports +11
+#      .. +13, nginx with master_process off, every process counted with
+#      --trace-children=yes) serves one checked GET and then a fixed load
+#      of N1 requests, and is stopped; then again with N2. (Ir(N2) -
+#      Ir(N1)) / (N2 - N1) is the cost of one request: start-up, the
+#      check, the connections' handshakes (ka, h2) and shut-down cancel.
+#        hs  `h2load --h1 -c BENCH_DEEP_CONNS -n N -H 'Connection: close'`,
+#            N1 = 100, N2 = N1 + BENCH_DEEP_HANDSHAKES: per full handshake
+#            (+ its GET);
+#      (h2load offering the TLS 1.3 suite BENCH_DEEP_CIPHER only: nginx
+#      picks the client's first choice, moat and HAProxy their own)
+#        ka  `h2load --h1 -c BENCH_DEEP_CONNS -n N` over https:// (HTTP/1.1
+#            keep-alive), N1 = 2000, N2 = N1 + BENCH_DEEP_REQS;
+#        h2  `h2load -c BENCH_DEEP_CONNS -m BENCH_H2_STREAMS -n N`, the same
+#            N1 and N2;
+#   6. prints the table of medians and the ratios moat/nginx and
 #      moat/HAProxy (bench/tls.awk) and writes it to bench/results/tls.md.
-#      Exits 1 if a measured run had errors or non-2xx answers.
+#      Exits 1 if a measured run (timed or callgrind) had errors or non-2xx
+#      answers.
 #
 # Environment (defaults in brackets):
 #   BENCH_ROUNDS [3]  BENCH_SECONDS [5]  BENCH_WARMUP [1]  BENCH_CONNS [50]
 #   BENCH_HS_CONNS [10]  BENCH_HANDSHAKES [auto]  BENCH_H2_CONNS [10]
-#   BENCH_H2_STREAMS [10]  BENCH_PORT [38480] (backend +0, moat +1, nginx
-#   +2, haproxy +3)  BENCH_PROXIES ["moat nginx haproxy"]
+#   BENCH_H2_STREAMS [10]  BENCH_PORT [28480] (backend +0, moat +1, nginx
+#   +2, haproxy +3, under callgrind +11..+13; below Linux's ephemeral
+#   ports, which the proxies' own connections may hold)  BENCH_PROXIES ["moat nginx haproxy"]
 #   BENCH_SCENARIOS ["hs ka h2"]  BENCH_PROXY_CPU [0]  BENCH_LOAD_CPU [1]
-#   MOAT_BIN [build/moat]
+#   BENCH_DEEP [0]  BENCH_DEEP_REQS [10000]  BENCH_DEEP_HANDSHAKES [500]
+#   BENCH_DEEP_CONNS [4]  BENCH_DEEP_CIPHER [TLS_AES_128_GCM_SHA256] (the
+#   only TLS 1.3 suite h2load offers in the callgrind runs, so that all
+#   three encrypt alike; empty: h2load's list, each server's choice)
+#   BENCH_TIMED [1] (0: no timed rounds, the checks and, with BENCH_DEEP=1,
+#   the callgrind counts only)  MOAT_BIN [build/moat]
 #
 # Every process it starts is stopped by PID on exit (bench/lib.sh); every
 # load is bounded in time (the handshake runs in count and by a timeout);
@@ -71,9 +95,15 @@ HSC=${BENCH_HS_CONNS:-10}
 HSN=${BENCH_HANDSHAKES:-auto}
 H2C=${BENCH_H2_CONNS:-10}
 H2M=${BENCH_H2_STREAMS:-10}
-BASE=${BENCH_PORT:-38480}
+BASE=${BENCH_PORT:-28480}
 WANT=${BENCH_PROXIES:-moat nginx haproxy}
 SCENARIOS=${BENCH_SCENARIOS:-hs ka h2}
+DEEP=${BENCH_DEEP:-0}
+DEEP_REQS=${BENCH_DEEP_REQS:-10000}
+DEEP_HS=${BENCH_DEEP_HANDSHAKES:-500}
+DEEP_CONNS=${BENCH_DEEP_CONNS:-4}
+DEEP_CIPHER=${BENCH_DEEP_CIPHER-TLS_AES_128_GCM_SHA256}
+TIMED=${BENCH_TIMED:-1}
 PCPU=${BENCH_PROXY_CPU:-0}
 LCPU=${BENCH_LOAD_CPU:-1}
 RES=$BENCH/results
@@ -87,9 +117,16 @@ die() { log "$*"; exit 1; }
 for t in wrk h2load curl openssl awk taskset timeout getconf; do
 	command -v $t >/dev/null 2>&1 || die "$t not found (sh scripts/deps.sh bench)"
 done
-case "$ROUNDS$SECS$WARMUP$CONNS$HSC$H2C$H2M$BASE$PCPU$LCPU" in
+case "$ROUNDS$SECS$WARMUP$CONNS$HSC$H2C$H2M$BASE$PCPU$LCPU$DEEP_REQS$DEEP_HS$DEEP_CONNS" in
 *[!0-9]*) die "BENCH_* must be integers" ;;
 esac
+case "$DEEP$TIMED" in [01][01]) ;; *) die "BENCH_DEEP and BENCH_TIMED must be 0 or 1" ;; esac
+if [ "$DEEP" = 1 ]; then
+	if [ "$DEEP_REQS" -lt 1 ] || [ "$DEEP_HS" -lt 1 ] || [ "$DEEP_CONNS" -lt 1 ]; then
+		die "BENCH_DEEP_REQS, BENCH_DEEP_HANDSHAKES and BENCH_DEEP_CONNS must be at least 1"
+	fi
+	[ "$DEEP_CONNS" -le 100 ] || die "BENCH_DEEP_CONNS must be at most 100 (the smaller callgrind run has 100 handshakes)"
+fi
 case "$HSN" in auto) ;; '' | *[!0-9]*) die "BENCH_HANDSHAKES must be an integer or auto" ;; esac
 if [ "$ROUNDS" -lt 1 ] || [ "$SECS" -lt 1 ] || [ "$CONNS" -lt 1 ] || [ "$HSC" -lt 1 ] ||
 	[ "$H2C" -lt 1 ] || [ "$H2M" -lt 1 ]; then
@@ -113,12 +150,14 @@ make -s -C "$BENCH" OUT="$BIN" >&2 || die "cannot build bench/*.c"
 . "$BENCH/lib.sh"
 pin_cpus "backend, wrk and h2load on CPU $LCPU"
 
+# port_of NAME: its port; NAME_cg, the instance under callgrind: +10.
 port_of() {
 	case $1 in
 	backend) echo "$BASE" ;;
 	moat) echo $((BASE + 1)) ;;
 	nginx) echo $((BASE + 2)) ;;
 	haproxy) echo $((BASE + 3)) ;;
+	*_cg) echo $(($(port_of "${1%_cg}") + 10)) ;;
 	esac
 }
 
@@ -155,15 +194,16 @@ routes: [{upstream: b}]
 EOF
 }
 
-# nginx_conf PORT DIR: run.sh's proxy settings (one worker, upstream
+# nginx_conf PORT DIR MASTER: run.sh's proxy settings (one worker, upstream
 # keep-alive, no request cap per connection, no access log) on a TLS
 # listener with h2; TLS 1.2 and 1.3 (nginx 1.22's default also has 1.0 and
-# 1.1), nginx's default ciphers and curves (X25519 first).
+# 1.1), nginx's default ciphers and curves (X25519 first). MASTER is on,
+# or off under callgrind (the worker's work in one process).
 nginx_conf() {
 	mkdir -p "$2"
 	cat > "$2/nginx.conf" <<EOF
 daemon off;
-master_process on;
+master_process $3;
 worker_processes 1;
 pid $2/nginx.pid;
 error_log $2/error.log warn;
@@ -225,30 +265,35 @@ backend be
 EOF
 }
 
-# proxy_cmd NAME: its command line (writes its configuration).
+# proxy_cmd NAME: its command line (writes its configuration). NAME_cg is
+# NAME for callgrind: its own port and files, nginx without a master.
 proxy_cmd() {
 	port=$(port_of "$1")
 	case $1 in
-	moat)
-		moat_conf "$port" "$RUN/moat.yaml"
-		echo "$MOAT_RUN -c $RUN/moat.yaml" ;;
-	nginx)
-		nginx_conf "$port" "$RUN/nginx"
-		echo "nginx -p $RUN/nginx/ -c $RUN/nginx/nginx.conf -e $RUN/nginx/error.log" ;;
-	haproxy)
-		haproxy_conf "$port" "$RUN/haproxy.cfg"
-		echo "haproxy -db -f $RUN/haproxy.cfg" ;;
+	moat*)
+		moat_conf "$port" "$RUN/$1.yaml"
+		echo "$MOAT_RUN -c $RUN/$1.yaml" ;;
+	nginx*)
+		master=on
+		[ "$1" = nginx_cg ] && master=off
+		nginx_conf "$port" "$RUN/$1" $master
+		echo "nginx -p $RUN/$1/ -c $RUN/$1/nginx.conf -e $RUN/$1/error.log" ;;
+	haproxy*)
+		haproxy_conf "$port" "$RUN/$1.cfg"
+		echo "haproxy -db -f $RUN/$1.cfg" ;;
 	esac
 }
 
 # fetch PORT [CURL OPTIONS...]: GET https://127.0.0.1:PORT/1k with the
-# certificate verified; prints "STATUS HTTP_VERSION BYTES".
+# certificate verified, FETCH_SECS (5) at most; prints "STATUS
+# HTTP_VERSION BYTES".
+FETCH_SECS=5
 fetch() {
 	fp=$1
 	shift
-	timeout 10 curl -s -o /dev/null --cacert "$CERT" --max-time 5 "$@" \
-		-w '%{http_code} %{http_version} %{size_download}\n' "https://127.0.0.1:$fp/1k" 2>/dev/null ||
-		echo "000 0 0"
+	fr=$(timeout $((FETCH_SECS + 5)) curl -s -o /dev/null --cacert "$CERT" --max-time "$FETCH_SECS" "$@" \
+		-w '%{http_code} %{http_version} %{size_download}' "https://127.0.0.1:$fp/1k" 2>/dev/null) || true
+	echo "${fr:-000 0 0}"
 }
 
 # start NAME: starts it, waits (20 s at most) for a correct /1k over TLS;
@@ -272,6 +317,7 @@ start() {
 	r=$(fetch "$port" --http1.1)
 	if [ "$r" = "200 1.1 1024" ]; then
 		sleep 0.5 # let nginx's worker settle before listing the processes
+		eval "root_$1=$pid"
 		eval "pids_$1=\"$(descendants $pid)\""
 		log "$1 ready on port $port (pids $(eval echo \$pids_$1))"
 		return 0
@@ -347,7 +393,14 @@ esac
 
 for p in backend $PROXIES; do
 	port_busy "$(port_of $p)" && die "port $(port_of $p) ($p) is in use: set BENCH_PORT"
+	if [ "$DEEP" = 1 ] && [ $p != backend ]; then
+		port_busy "$(port_of ${p}_cg)" && die "port $(port_of ${p}_cg) (${p} under callgrind) is in use: set BENCH_PORT"
+	fi
 done
+if [ "$DEEP" = 1 ] && ! command -v valgrind >/dev/null 2>&1; then
+	note "valgrind not installed (sh scripts/deps.sh bench): no instruction counts"
+	DEEP=0
+fi
 
 $PIN_L "$BIN/backend" "127.0.0.1:$BASE" 2> "$RUN/backend.log" &
 STARTED="$STARTED $!"
@@ -381,12 +434,20 @@ fi
 	echo "openssl $(openssl version | awk '{ print $2 }')"
 	echo "h2load $(h2load --version 2>/dev/null | awk '{ print $2 }')"
 	echo "pin $PIN_TEXT"
+	echo "timed $TIMED"
 	echo "rounds $ROUNDS"
 	echo "seconds $SECS"
 	echo "proxies $PROXIES"
 	echo "hs h2load --h1 -c$HSC -n N -H 'Connection: close' (one full handshake per request)"
 	echo "ka wrk -t1 -c$CONNS -d${SECS}s --latency -s bench/tls.lua (HTTP/1.1 keep-alive)"
 	echo "h2 h2load -c$H2C -m$H2M -D $SECS (ALPN h2)"
+	if [ "$DEEP" = 1 ]; then
+		echo "valgrind $(valgrind --version 2>/dev/null)"
+		echo "deep_cipher ${DEEP_CIPHER:-the TLS 1.3 suites h2load offers by default}"
+		echo "deep_hs h2load --h1 -c$DEEP_CONNS -n N -H 'Connection: close'; N = 100 and $((100 + DEEP_HS))"
+		echo "deep_ka h2load --h1 -c$DEEP_CONNS -n N; N = 2000 and $((2000 + DEEP_REQS))"
+		echo "deep_h2 h2load -c$DEEP_CONNS -m$H2M -n N; N = 2000 and $((2000 + DEEP_REQS))"
+	fi
 } > "$RUN/meta.txt"
 
 # --- load -------------------------------------------------------------------------
@@ -469,7 +530,9 @@ in_scenario() {
 : > "$RUN/warmup.tsv"
 HS_WARM_N=$((HSC * 100))
 HS_N=$HSN
-for s in $SCENARIOS; do
+TIMED_SCENARIOS=$SCENARIOS
+[ "$TIMED" = 1 ] || TIMED_SCENARIOS=""
+for s in $TIMED_SCENARIOS; do
 	ps=$(in_scenario $s)
 	[ -n "$ps" ] || { note "scenario $s: no proxy passed its check"; continue; }
 	# The handshake count always gets a warm-up: it calibrates N.
@@ -500,18 +563,123 @@ for s in $SCENARIOS; do
 	done
 done
 
+# --- deep: instructions per request (callgrind) -----------------------------------
+
+# cg_stop PID: SIGTERM, then up to 60 s for the processes under valgrind to
+# write their counts before stop_pid's SIGKILL (which would lose them).
+cg_stop() {
+	kill -TERM "$1" 2>/dev/null || true
+	k=0
+	while kill -0 "$1" 2>/dev/null && [ $k -lt 600 ]; do
+		sleep 0.1
+		k=$((k + 1))
+	done
+	stop_pid "$1"
+}
+
+# cg_run SCENARIO PROXY N: a fresh PROXY_cg under callgrind, one checked
+# GET, the scenario's load of N requests, stopped; sets CG_IR to the
+# instructions of all its processes, or "-" (said in the notes) if a step
+# failed. (Not run in $(...): the valgrind PID must stay in STARTED.)
+cg_run() {
+	inst=${2}_cg
+	cport=$(port_of $inst)
+	f=$RUN/callgrind-$1-$2-$3
+	rm -f "$f".*
+	cmd=$(proxy_cmd $inst)
+	# shellcheck disable=SC2086
+	$PIN_P valgrind --tool=callgrind --trace-children=yes \
+		--callgrind-out-file="$f.%p" $cmd > "$f.log" 2>&1 &
+	vp=$!
+	STARTED="$STARTED $vp"
+	# Waits for the listening socket, not for an answer: one GET only,
+	# the same in every run, so that it cancels.
+	k=0
+	while ! port_busy "$cport" && kill -0 $vp 2>/dev/null && [ $k -lt 600 ]; do
+		sleep 0.2
+		k=$((k + 1))
+	done
+	FETCH_SECS=120
+	r=$(fetch "$cport" --http1.1)
+	FETCH_SECS=5
+	if [ "$r" != "200 1.1 1024" ]; then
+		note "$2: no correct answer under callgrind ($r; see results/tls/${f##*/}.log): no $1 count"
+		cg_stop $vp
+		CG_IR=-
+		return 0
+	fi
+	url="https://127.0.0.1:$cport/1k"
+	suite=""
+	[ -n "$DEEP_CIPHER" ] && suite="--tls13-ciphers=$DEEP_CIPHER"
+	# shellcheck disable=SC2086
+	case $1 in
+	hs) $PIN_L timeout 1200 h2load $suite --h1 -c "$DEEP_CONNS" -n "$3" -H 'Connection: close' "$url" ;;
+	ka) $PIN_L timeout 1200 h2load $suite --h1 -c "$DEEP_CONNS" -n "$3" "$url" ;;
+	h2) $PIN_L timeout 1200 h2load $suite -c "$DEEP_CONNS" -m "$H2M" -n "$3" "$url" ;;
+	esac > "$f.h2load" 2>&1 || true
+	cg_stop $vp
+	# shellcheck disable=SC2046
+	set -- "$1" "$2" "$3" $(parse_h2load "$f.h2load")
+	if [ "$4" != "$3" ] || [ "$9" != 0 ] || [ "${10}" != 0 ]; then
+		note "$2: callgrind $1 run of $3 requests: $4 succeeded, $9 errors, ${10} non-2xx (see results/tls/${f##*/}.h2load): no $1 count"
+		CG_IR=-
+		return 0
+	fi
+	# "summary:" (or "totals:") holds the count of each process, one file each.
+	t=$(cat "$f".[0-9]* 2>/dev/null | awk '/^summary:/ { s += $2; f = 1 } END { if (f) print s }')
+	[ -n "$t" ] || note "$2: callgrind wrote no counts for the $1 run of $3 requests (see results/tls/${f##*/}.log)"
+	CG_IR=${t:--}
+}
+
+# deep.tsv: "scenario proxy N1 N2 IR1 IR2" (IR "-": the run failed).
+: > "$RUN/deep.tsv"
+if [ "$DEEP" = 1 ]; then
+	# The timed instances are done: stopped, so that they and their
+	# upstream connections are out of the way (CPU 0, ports).
+	for p in $PROXIES; do
+		stop_pid "$(eval echo \$root_$p)"
+	done
+	for s in $SCENARIOS; do
+		ps=$(in_scenario $s)
+		[ -n "$ps" ] || continue
+		n1=2000
+		n2=$((n1 + DEEP_REQS))
+		if [ $s = hs ]; then
+			n1=100
+			n2=$((n1 + DEEP_HS))
+		fi
+		for p in $ps; do
+			cg_run $s $p $n1
+			a=$CG_IR
+			cg_run $s $p $n2
+			b=$CG_IR
+			neg=$(awk -F': ' '/^TLS Protocol:/ { t = $2 } /^Cipher:/ { c = $2 } /^Server Temp Key:/ { k = $2 }
+				/^Application protocol:/ { a = $2 } END { printf "%s, %s, %s, ALPN %s", t, c, k, a }' \
+				"$RUN/callgrind-$s-$p-$n2.h2load" 2>/dev/null)
+			echo "$p | $s under callgrind: negotiated (h2load) | $neg" >> "$RUN/checks.txt"
+			echo "$s $p $n1 $n2 $a $b" >> "$RUN/deep.tsv"
+			log "[deep $s] $p: $a instructions for $n1 requests, $b for $n2$(awk -v a="$a" -v b="$b" -v d=$((n2 - n1)) \
+				'BEGIN { if (a != "-" && b != "-") printf ": %.0f per request", (b - a) / d }')"
+		done
+	done
+fi
+
 echo "load_end $(cut -d' ' -f1-3 /proc/loadavg)" >> "$RUN/meta.txt"
 cleanup
 
 # --- report -------------------------------------------------------------------------
 
 awk -v tck="$TCK" -f "$BENCH/tls.awk" "$RUN/meta.txt" "$RUN/rounds.tsv" "$RUN/checks.txt" \
-	"$RUN/notes.txt" > "$OUT"
+	"$RUN/notes.txt" "$RUN/deep.tsv" > "$OUT"
 cat "$OUT"
 log "table saved to ${OUT#$ROOT/}; raw data in ${RUN#$ROOT/}/"
 
 bad=$(awk '$9 > 0 || $10 > 0 || $4 == 0 { printf "%s%s %s r%s (errors %s, non-2xx %s, requests %s)",
 	(n++ ? "; " : ""), $1, $2, $3, $9, $10, $4 }' "$RUN/rounds.tsv")
+deep_bad=$(awk '$5 == "-" || $6 == "-" { printf "%s%s %s", (n++ ? "; " : ""), $1, $2 }' "$RUN/deep.tsv")
+if [ -n "$deep_bad" ]; then
+	bad="${bad:+$bad; }callgrind runs failed: $deep_bad (see the notes)"
+fi
 if [ -n "$bad" ]; then
 	log "FAILED: runs with errors or no requests: $bad"
 	exit 1
