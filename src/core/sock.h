@@ -5,8 +5,17 @@
 #ifndef MOAT_CORE_SOCK_H
 #define MOAT_CORE_SOCK_H
 
+#include <netinet/in.h>
 #include <stddef.h>
 #include <sys/socket.h>
+
+/* An IPv4 or IPv6 address and port: what a client connection holds (28
+ * bytes where a sockaddr_storage takes 128, on every idle connection). */
+union moat_sa_ip {
+	struct sockaddr sa;
+	struct sockaddr_in in4;
+	struct sockaddr_in6 in6;
+};
 
 /* Opens a non-blocking listening TCP socket on `sa` with SO_REUSEADDR and
  * SO_REUSEPORT. Returns the fd or -errno. */

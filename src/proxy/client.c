@@ -206,6 +206,8 @@ void moat_client_accept(struct moat_worker *w, struct moat_listener *l, int fd, 
 	}
 	c->w = w;
 	c->id = ++w->next_id;
+	if (len > sizeof(c->peer))
+		len = sizeof(c->peer); /* listeners are IPv4 / IPv6 only */
 	memcpy(&c->peer, sa, len);
 	c->peerlen = len;
 	moat_buf_init(&c->in, &w->bufpool, conf->limits.header_size_max + BODY_IN_EXTRA);

@@ -27,6 +27,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/sock.h"
 #include "core/stats.h"
 #include "http/chunked.h"
 #include "http/h1_parse.h"
@@ -255,7 +256,7 @@ struct moat_client {
 	struct moat_worker *w;
 	struct moat_client *prev, *next;   /* worker's list */
 	uint64_t id;
-	struct sockaddr_storage peer;
+	union moat_sa_ip peer;             /* IPv4 or IPv6 (listeners are IP only) */
 	socklen_t peerlen;
 	struct moat_buf in, out;
 	struct moat_timer timer;

@@ -549,7 +549,7 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 		}
 	}
 	f.client_ip = ip;
-	f.client_ipv6 = c->peer.ss_family == AF_INET6;
+	f.client_ipv6 = c->peer.sa.sa_family == AF_INET6;
 	f.peer_trusted = conf->ntrusted_proxies &&
 			 moat_conf_cidr_match(conf->trusted_proxies, conf->ntrusted_proxies,
 					      (const struct sockaddr *)&c->peer);
