@@ -213,8 +213,11 @@ int moat_client_run_tls(struct moat_client *c)
 
 	if (!moat_tls_clienthello(c->tls) && c->requests == 0) {
 		rc = moat_tls_peek_hello(c->tls);
-		if (rc == 0)
-			return 0; /* the rest of the ClientHello: next readable edge */
+		/* the rest of the ClientHello: next readable edge; but after
+		 * the peer's FIN no edge comes (a peek sees the same bytes
+		 * again): the handshake reads them and meets the EOF */
+		if (rc == 0 && !c->io.hup)
+			return 0;
 		if (rc < 0) {
 			moat_client_close(c);
 			return -1;
