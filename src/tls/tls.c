@@ -54,7 +54,6 @@
 #define OCSP_FILE_MAX     (64 * 1024)
 #define CLIENT_CACHE_MAX  256    /* sessions kept per client context */
 
-static const unsigned char SID_CTX[] = "moat";
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -268,6 +267,7 @@ struct moat_tls_server {
 	size_t nexact, nwild;
 	unsigned char alpn[16]; /* what ALPN offers, in wire format */
 	unsigned alpn_len;
+	unsigned char sid_ctx[32]; /* the session id context: see sid_ctx_make */
 };
 
 struct session_ent {
@@ -402,10 +402,27 @@ oom:
 	return -1;
 }
 
+/* The password callback of every key read: there is no passphrase to
+ * give (OpenSSL's default one asks on the terminal, and moat would hang
+ * there at start or at a reload); it notes that one was asked for. */
+static int no_passphrase_cb(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	if (u)
+		*(int *)u = 1;
+	return -1;
+}
+
+#define ENCRYPTED_KEY_WHY "the key is encrypted with a passphrase (moat cannot ask for one: " \
+	"store it decrypted, e.g. openssl pkey -in KEY -out KEY.plain, readable by moat only)"
+
 static EVP_PKEY *load_key(const char *path, char **why)
 {
 	BIO *b;
 	EVP_PKEY *k;
+	int asked = 0;
 
 	ERR_clear_error();
 	b = BIO_new_file(path, "r");
@@ -414,10 +431,14 @@ static EVP_PKEY *load_key(const char *path, char **why)
 		ERR_clear_error();
 		return NULL;
 	}
-	k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+	k = PEM_read_bio_PrivateKey(b, NULL, no_passphrase_cb, &asked);
 	BIO_free(b);
-	if (!k)
+	if (!k && asked) {
+		ERR_clear_error();
+		set_why(why, fmt("%s: cannot read private key: %s", path, ENCRYPTED_KEY_WHY));
+	} else if (!k) {
 		set_why(why, fmt("%s: cannot read private key: %s", path, ossl_reason("no key found")));
+	}
 	return k;
 }
 
@@ -798,6 +819,52 @@ static int set_versions(SSL_CTX *ctx, int min_version, char **why)
 	return 0;
 }
 
+/*
+ * The session id context: a session (ticket) resumes only where it was
+ * made under the same client certificate policy. Ticket keys are
+ * process-wide, so without this a ticket from a listener that asks for no
+ * client certificate would resume on one that requires them (and skip
+ * the certificate), and a session holding a verified client certificate
+ * would carry it to a listener trusting another CA, or none. The context
+ * is a SHA-256 of the mode and the client CA file's bytes: a reload that
+ * keeps them keeps the sessions resumable, one that changes the CA file
+ * does not. 0, or -1 with *why.
+ */
+static int sid_ctx_make(struct moat_tls_server *s, const struct moat_tls_server_opts *o, char **why)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char tag[16];
+	unsigned int len = 0;
+	int ok;
+
+	memset(tag, 0, sizeof tag);
+	snprintf((char *)tag, sizeof tag, "moat/%d", (int)o->client_verify);
+	ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(md, tag, sizeof tag) == 1;
+	if (ok && o->client_verify != MOAT_TLS_CLIENT_OFF) {
+		char buf[4096];
+		size_t n;
+		FILE *f = fopen(o->client_ca, "rb");
+
+		if (!f) {
+			set_why(why, fmt("%s: cannot open: %s", o->client_ca, strerror(errno)));
+			EVP_MD_CTX_free(md);
+			return -1;
+		}
+		while (ok && (n = fread(buf, 1, sizeof buf, f)) > 0)
+			ok = EVP_DigestUpdate(md, buf, n) == 1;
+		if (ferror(f))
+			ok = 0;
+		fclose(f);
+	}
+	ok = ok && EVP_DigestFinal_ex(md, s->sid_ctx, &len) == 1 && len == sizeof s->sid_ctx;
+	EVP_MD_CTX_free(md);
+	if (!ok) {
+		set_why(why, fmt("cannot hash the session id context: %s", ossl_reason("?")));
+		return -1;
+	}
+	return 0;
+}
+
 static SSL_CTX *server_ctx(struct moat_tls_server *s, const struct moat_tls_server_opts *o, char **why)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -835,7 +902,7 @@ static SSL_CTX *server_ctx(struct moat_tls_server *s, const struct moat_tls_serv
 	SSL_CTX_set_recv_max_early_data(ctx, 0);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_RELEASE_BUFFERS);
-	SSL_CTX_set_session_id_context(ctx, SID_CTX, sizeof SID_CTX - 1);
+	SSL_CTX_set_session_id_context(ctx, s->sid_ctx, sizeof s->sid_ctx);
 	SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
 	SSL_CTX_set_tlsext_servername_arg(ctx, s);
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, s);
@@ -898,6 +965,8 @@ struct moat_tls_server *moat_tls_server_new(const struct moat_tls_server_opts *o
 		memcpy(s->alpn, "\x08http/1.1", 9);
 		s->alpn_len = 9;
 	}
+	if (sid_ctx_make(s, o, why) < 0)
+		goto fail;
 	/* Load every pair and group them by their set of names. */
 	for (size_t i = 0; i < o->ncerts; i++) {
 		const struct moat_tls_cert_opts *co = &o->certs[i];
@@ -919,8 +988,15 @@ struct moat_tls_server *moat_tls_server_new(const struct moat_tls_server_opts *o
 		if (!(c->key = load_key(co->key, why)))
 			goto fail;
 		if (!X509_check_private_key(c->leaf, c->key)) {
+			int later = 0;
+
+			for (int j = 0; j < sk_X509_num(c->chain) && !later; j++)
+				later = X509_check_private_key(sk_X509_value(c->chain, j), c->key);
 			ERR_clear_error();
-			set_why(why, fmt("%s: does not match the certificate in %s", co->key, co->cert));
+			set_why(why, later ? fmt("%s: the certificate of the key %s is not the first one in the file "
+						 "(the order must be: the server's certificate, then its issuers)",
+						 co->cert, co->key)
+					   : fmt("%s: does not match the certificate in %s", co->key, co->cert));
 			goto fail;
 		}
 		c->ktype = EVP_PKEY_get_base_id(c->key);
@@ -1090,20 +1166,29 @@ struct moat_tls_client *moat_tls_client_new(const struct moat_tls_client_opts *o
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	}
 	if (o->cert || o->key) {
+		int asked = 0, kr;
+
 		if (!o->cert || !o->key) {
 			set_why(why, fmt("a client certificate needs both a certificate and a key file"));
 			goto fail;
 		}
+		SSL_CTX_set_default_passwd_cb(ctx, no_passphrase_cb);
+		SSL_CTX_set_default_passwd_cb_userdata(ctx, &asked);
 		if (!SSL_CTX_use_certificate_chain_file(ctx, o->cert)) {
 			set_why(why, fmt("%s: cannot read certificate: %s", o->cert, ossl_reason("?")));
 			goto fail;
 		}
-		if (!SSL_CTX_use_PrivateKey_file(ctx, o->key, SSL_FILETYPE_PEM)) {
+		kr = SSL_CTX_use_PrivateKey_file(ctx, o->key, SSL_FILETYPE_PEM);
+		SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL); /* `asked` goes out of scope */
+		if (!kr) {
 			unsigned long e = ERR_peek_last_error();
 
 			if (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH || ERR_GET_REASON(e) == SSL_R_PRIVATE_KEY_MISMATCH) {
 				ERR_clear_error();
 				set_why(why, fmt("%s: does not match the certificate in %s", o->key, o->cert));
+			} else if (asked) {
+				ERR_clear_error();
+				set_why(why, fmt("%s: cannot read private key: %s", o->key, ENCRYPTED_KEY_WHY));
 			} else {
 				set_why(why, fmt("%s: cannot read private key: %s", o->key, ossl_reason("?")));
 			}

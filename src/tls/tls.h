@@ -20,7 +20,13 @@
  * (every worker thread of the process shares them, so a session resumes
  * whichever worker accepts the connection) and rotated every hour, the
  * two previous keys still decrypting (a ticket lives at most 2 hours);
- * the stateful session cache off (tickets only).
+ * the stateful session cache off (tickets only). A session resumes only
+ * on a listener with the same client certificate policy (mode and client
+ * CA file bytes: the session id context), so a ticket never skips a
+ * client certificate nor carries one to a listener trusting another CA.
+ *
+ * Key files are read without a passphrase: an encrypted key is a build
+ * error saying so (never a prompt on the terminal).
  *
  * SNI: every certificate's names are indexed (subjectAltName DNS entries,
  * or the subject CN when there is none; "*.example.com" matches one label);
