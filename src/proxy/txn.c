@@ -297,7 +297,7 @@ static void tls_fields(struct moat_client *c, const struct moat_conf *conf, stru
 	const struct moat_conf_listener *lc = moat_client_listener(c, conf);
 	const char *hn = lc && lc->tls.client_header ? lc->tls.client_header : "X-Client-Cert-Subject";
 	size_t nl = strlen(hn), sl;
-	char subject[1024];
+	char subject[4096];
 
 	f->https = 1;
 	if (nl >= name_cap)
@@ -396,7 +396,7 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 	char ip[64];
 	uint64_t body_max;
 	char *fwd_path = NULL;
-	char tls_name[128], tls_line[1280];
+	char tls_name[128], tls_line[4352];
 	int abs, hooks, rc;
 
 	if (!t) {
