@@ -110,6 +110,7 @@ struct moat_conf *moat_conf_new(const char *file)
 	c->limits.header_count_max = MOAT_DEFAULT_HEADER_COUNT_MAX;
 	c->limits.body_max = MOAT_DEFAULT_BODY_MAX;
 	c->limits.conns_max = MOAT_DEFAULT_CONNS_MAX;
+	c->limits.h2_streams = MOAT_DEFAULT_H2_STREAMS;
 	c->timeouts.client_header = MOAT_DEFAULT_TIMEOUT_CLIENT_HEADER_MS;
 	c->timeouts.client_body = MOAT_DEFAULT_TIMEOUT_CLIENT_BODY_MS;
 	c->timeouts.keepalive = MOAT_DEFAULT_TIMEOUT_KEEPALIVE_MS;
@@ -669,6 +670,7 @@ int moat_conf_print(const struct moat_conf *c, FILE *out)
 	fprintf(out, "  header_count: %zu\n", c->limits.header_count_max);
 	put_size(out, "body", c->limits.body_max);
 	fprintf(out, "  connections: %u\n", c->limits.conns_max);
+	fprintf(out, "  h2_streams: %u\n", c->limits.h2_streams);
 	fprintf(out, "  connections_per_ip: %u\n", c->limits.conns_per_ip);
 	fprintf(out, "  connections_total: %u\n", c->limits.conns_total);
 	put_size(out, "min_body_rate", c->limits.min_body_rate);
@@ -867,7 +869,8 @@ int moat_conf_equal(const struct moat_conf *a, const struct moat_conf *b)
 	if (a->limits.request_line_max != b->limits.request_line_max ||
 	    a->limits.header_size_max != b->limits.header_size_max ||
 	    a->limits.header_count_max != b->limits.header_count_max ||
-	    a->limits.body_max != b->limits.body_max || a->limits.conns_max != b->limits.conns_max)
+	    a->limits.body_max != b->limits.body_max || a->limits.conns_max != b->limits.conns_max ||
+	    a->limits.h2_streams != b->limits.h2_streams)
 		return 0;
 	if (ta->client_header != tb->client_header || ta->client_body != tb->client_body ||
 	    ta->keepalive != tb->keepalive || ta->client_send != tb->client_send ||

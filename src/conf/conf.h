@@ -346,6 +346,7 @@ struct moat_conf_limits {
 	size_t header_count_max;     /* default 100 */
 	uint64_t body_max;           /* default 0 = unlimited (413 past it) */
 	unsigned conns_max;          /* per worker client connections; default 16384 */
+	unsigned h2_streams;         /* concurrent streams of one HTTP/2 connection; default 100 */
 	unsigned conns_per_ip;       /* open connections from one address, all workers; 0 = off */
 	unsigned conns_total;        /* open connections of the process; 0 = off */
 	uint64_t min_body_rate;      /* bytes/s a request body averages; 0 = off; default 512 */

@@ -231,7 +231,7 @@ static const struct moat_conf_key log_keys[] = {
 };
 
 enum { LIM_REQUEST_LINE, LIM_HEADER_SIZE, LIM_HEADER_COUNT, LIM_BODY, LIM_CONNECTIONS, LIM_PER_IP, LIM_TOTAL,
-       LIM_MIN_BODY_RATE, LIM_MIN_SEND_RATE, LIM_RATE_KEYS };
+       LIM_MIN_BODY_RATE, LIM_MIN_SEND_RATE, LIM_RATE_KEYS, LIM_H2_STREAMS };
 
 static const struct moat_conf_key limits_keys[] = {
 	[LIM_REQUEST_LINE] = { "request_line", MOAT_CONF_K_SIZE,
@@ -257,6 +257,8 @@ static const struct moat_conf_key limits_keys[] = {
 				0, MOAT_MAX_MIN_RATE, NULL, NULL, 0 },
 	[LIM_RATE_KEYS] = { "rate_limit_keys", MOAT_CONF_K_COUNT, offsetof(struct moat_conf_limits, rate_limit_keys),
 			    MOAT_MIN_RATE_LIMIT_KEYS, MOAT_MAX_RATE_LIMIT_KEYS, NULL, NULL, 0 },
+	[LIM_H2_STREAMS] = { "h2_streams", MOAT_CONF_K_UINT, offsetof(struct moat_conf_limits, h2_streams), 1,
+			     MOAT_MAX_H2_STREAMS, NULL, NULL, 0 },
 };
 
 /* clang-format off */

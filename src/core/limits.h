@@ -48,6 +48,11 @@
 /* limits.connections: client connections one worker holds open at once;
  * new connections wait in the listen queue past it. */
 #define MOAT_DEFAULT_CONNS_MAX 16384u
+/* Concurrent streams of one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS):
+ * nginx's and HAProxy's default 100; at most 1000, each stream holding
+ * buffers and maybe a backend connection. */
+#define MOAT_DEFAULT_H2_STREAMS 100u
+#define MOAT_MAX_H2_STREAMS 1000u
 #define MOAT_MIN_CONNS_MAX     1u
 #define MOAT_MAX_CONNS_MAX     1000000u
 

@@ -286,6 +286,7 @@ int moat_h2conn_start(struct moat_client *c)
 	memset(&lim, 0, sizeof(lim));
 	lim.header_list_max = conf->limits.header_size_max;
 	lim.header_count_max = conf->limits.header_count_max;
+	lim.max_streams = conf->limits.h2_streams;
 	if (hc)
 		hc->s = moat_h2s_new(&h2_ops, hc, &lim);
 	if (!hc || !hc->s) {
