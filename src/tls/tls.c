@@ -299,6 +299,10 @@ struct moat_tls_conn {
 	unsigned long err;              /* the OpenSSL error code of the failure */
 	int sys_errno;
 	long verify_result;
+	size_t wpend;                   /* a write came back WANT_WRITE: OpenSSL holds this many
+					 * of the caller's bytes encrypted, to finish first */
+	size_t wskip;                   /* bytes sent that the caller has not been told of yet:
+					 * reported, not sent, when it offers them again */
 	int raw_short;                  /* the socket's last read returned less than asked
 					 * (or nothing): it holds no more for now */
 };
@@ -1460,21 +1464,58 @@ ssize_t moat_tls_read(struct moat_tls_conn *t, void *buf, size_t n)
 	return r;
 }
 
+/*
+ * OpenSSL's retry rule: after WANT_WRITE the next SSL_write must ask for
+ * at least as many bytes as before (it sends the record it already
+ * encrypted from them; with SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER it does not
+ * read them again). The caller offers its byte stream again from the same
+ * point, but maybe in a shorter piece (a head it gathered with body bytes
+ * is flushed alone next time). So the pending write is finished with the
+ * length OpenSSL wants, and what it sent beyond the piece offered is
+ * reported when the caller offers those bytes (wskip), not sent twice.
+ */
 ssize_t moat_tls_write(struct moat_tls_conn *t, const void *buf, size_t n)
 {
-	size_t put = 0;
+	size_t put = 0, len = n;
+	char *pad = NULL;
 	int r;
 
 	if (t->failed)
 		return MOAT_TLS_ERROR;
+	if (t->wskip) {
+		size_t k = n < t->wskip ? n : t->wskip;
+
+		t->wskip -= k;
+		return (ssize_t)k;
+	}
+	if (t->wpend > n) {
+		/* the stream's bytes are the same: only the length counts */
+		pad = calloc(1, t->wpend);
+		if (!pad)
+			return MOAT_TLS_WANT_WRITE;
+		buf = pad;
+		len = t->wpend;
+	}
 	ERR_clear_error();
 	errno = 0;
-	if (SSL_write_ex(t->ssl, buf, n, &put) == 1)
+	if (SSL_write_ex(t->ssl, buf, len, &put) == 1) {
+		free(pad);
+		t->wpend = 0;
+		if (put > n) {
+			t->wskip = put - n;
+			put = n;
+		}
 		return (ssize_t)put;
+	}
+	free(pad);
 	r = map_err(t, 0);
 	if (r == 0) {
 		t->failed = 1;
 		return MOAT_TLS_ERROR;
+	}
+	if (r == MOAT_TLS_WANT_WRITE || r == MOAT_TLS_WANT_READ) {
+		if (len > t->wpend)
+			t->wpend = len;
 	}
 	return r;
 }

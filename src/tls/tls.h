@@ -170,8 +170,10 @@ int moat_tls_drained(const struct moat_tls_conn *t);
 
 /* Writes n > 0 bytes: the bytes taken (> 0; all of them or a part once a
  * record did not fit), WANT_WRITE (none taken), WANT_READ, ERROR.
- * After WANT_*, the next call must pass the same bytes again (OpenSSL's
- * rule; moat keeps them in its output buffer, so it does). */
+ * After WANT_*, the next calls must offer the same byte stream again from
+ * the same point, in pieces of any length (moat keeps unsent bytes first in
+ * line, so it does): OpenSSL's "same length" retry rule is met inside,
+ * and bytes it sent beyond a shorter piece are reported when offered. */
 ssize_t moat_tls_write(struct moat_tls_conn *t, const void *buf, size_t n);
 
 /* Sends close_notify (best effort, never blocks). */

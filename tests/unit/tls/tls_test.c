@@ -783,6 +783,67 @@ static void test_bulk(void **state)
 	moat_tls_server_free(srv);
 }
 
+/*
+ * OpenSSL's retry rule with a shorter piece: the server offers 16 KiB
+ * (a head gathered with body bytes), the socket is full: WANT_WRITE; then
+ * the caller offers the first 100 bytes alone (the head, flushed by itself).
+ * moat_tls_write must finish OpenSSL's pending record (not fail with "bad
+ * length"), report the 100 bytes, then report the rest of what OpenSSL sent
+ * when the caller offers it, without sending it twice.
+ */
+static void test_shorter_retry(void **state)
+{
+	struct moat_tls_server *srv = server(NULL, 1, NULL, MOAT_TLS_CLIENT_OFF);
+	struct moat_tls_client *cl = client("ca.pem", 1, 0);
+	const size_t n = 4u << 20, piece = 16384;
+	char *data = malloc(n), *got = malloc(n);
+	size_t w = 0, r = 0;
+	int shorter = 0;
+	struct pair p;
+
+	(void)state;
+	for (size_t i = 0; i < n; i++)
+		data[i] = (char)(i * 31 + 7);
+	assert_int_equal(connect_pair(&p, srv, cl, "a.test", NULL, NULL), 0);
+	for (int i = 0, sz = 16384; i < 2; i++)
+		assert_int_equal(setsockopt(p.fd[i], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz), 0);
+	for (int i = 0, blocked = 0; i < 1000000 && r < n; i++) {
+		size_t want = n - w < piece ? n - w : piece;
+
+		/* after a WANT_WRITE, the same stream is offered in a shorter piece */
+		if (blocked && want > 100)
+			want = 100;
+		while (w < n) {          /* write until the socket is full */
+			ssize_t k = moat_tls_write(p.s, data + w, want);
+
+			if (k <= 0) {
+				assert_true(k == MOAT_TLS_WANT_WRITE || k == MOAT_TLS_WANT_READ);
+				blocked = 1;
+				break;
+			}
+			w += (size_t)k;
+			if (blocked && want == 100)
+				shorter++;
+			blocked = 0;
+			want = n - w < piece ? n - w : piece;
+		}
+		{                        /* then take one record off it */
+			ssize_t q = moat_tls_read(p.c, got + r, n - r);
+
+			if (q > 0)
+				r += (size_t)q;
+		}
+	}
+	assert_int_equal(r, n);
+	assert_memory_equal(data, got, n);
+	assert_true(shorter > 0);   /* the shorter retry happened */
+	pair_close(&p);
+	free(data);
+	free(got);
+	moat_tls_client_free(cl);
+	moat_tls_server_free(srv);
+}
+
 static void expect_error(const char *cert, const char *key, const char *client_ca, const char *want)
 {
 	struct moat_tls_cert_opts c = { cert, key, NULL };
@@ -895,6 +956,7 @@ int main(void)
 		cmocka_unit_test(test_mtls),
 		cmocka_unit_test(test_client_verify),
 		cmocka_unit_test(test_bulk),
+		cmocka_unit_test(test_shorter_retry),
 		cmocka_unit_test(test_build_errors),
 		cmocka_unit_test(test_ocsp),
 	};
