@@ -168,6 +168,14 @@ static int is_cond(const struct moat_h1_header *x)
 	       moat_h1_name_is(x, "if-none-match", 13) || moat_h1_name_is(x, "if-modified-since", 17);
 }
 
+static int dropped(const struct moat_fwd_req *f, const struct moat_h1_header *x)
+{
+	for (size_t k = 0; k < f->ndrop; k++)
+		if (moat_h1_name_is(x, f->drop[k], f->drop_len[k]))
+			return 1;
+	return 0;
+}
+
 int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
 			  const struct moat_fwd_req *f)
 {
@@ -252,7 +260,7 @@ int moat_fwd_request_head(struct moat_buf *b, const struct moat_h1_head *h,
 			continue;
 		if (f->strip_cond && is_cond(x))
 			continue;
-		if (f->drop && moat_h1_name_is(x, f->drop, f->drop_len))
+		if (f->ndrop && dropped(f, x))
 			continue;
 		/* Some backends read "Content_Length" as "Content-Length":
 		 * names with '_' are dropped, as nginx does by default. */

@@ -36,9 +36,10 @@ struct moat_fwd_req {
 	const char *extra;         /* complete field lines (each ending CRLF) to add, or NULL */
 	size_t extra_len;
 	int https;                 /* the client came over TLS: X-Forwarded-Proto / proto= https */
-	const char *drop;          /* a lowercase field name never forwarded (the client
-				    * certificate's field: only moat may set it), or NULL */
-	size_t drop_len;
+	const char *const *drop;   /* lowercase field names never forwarded (the client
+				    * certificate's fields: only moat may set them) */
+	const size_t *drop_len;
+	size_t ndrop;
 	const char *tls_line;      /* moat's field line (CRLF-ended) about the client's
 				    * certificate, or NULL */
 	size_t tls_line_len;

@@ -86,6 +86,10 @@ struct moat_confref {
 	struct moat_tls_server **tls_srv; /* per listener: its TLS context, or NULL (tlsconn.c) */
 	struct moat_tls_client **tls_cli; /* per upstream with https:// or h2:// servers, or NULL */
 	int any_redirect;               /* a listener has redirect_https */
+	char **cert_fields;             /* lowercase names of the client-certificate fields
+					 * (the default and every TLS listener's client_header):
+					 * removed from every request, whatever the listener */
+	size_t *cert_field_len, ncert_fields;
 	void *const *mod_state;         /* the runtime's module states (for gen_free) */
 };
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proxy/io.h"
 #include "proxy/proxy.h"
@@ -135,15 +136,45 @@ static int upstream_h2_only(const struct moat_conf_upstream *u)
 	return 1;
 }
 
+#define CERT_FIELD_DEFAULT "X-Client-Cert-Subject"
+
+/* Adds `name` lowercased to the generation's client-certificate fields
+ * unless there; -1 when out of memory. */
+static int cert_field_add(struct moat_confref *r, const char *name)
+{
+	size_t n = strlen(name);
+	char *l;
+
+	for (size_t i = 0; i < r->ncert_fields; i++)
+		if (r->cert_field_len[i] == n && strncasecmp(r->cert_fields[i], name, n) == 0)
+			return 0;
+	l = malloc(n + 1);
+	if (!l)
+		return -1;
+	for (size_t i = 0; i <= n; i++)
+		l[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+	r->cert_fields[r->ncert_fields] = l;
+	r->cert_field_len[r->ncert_fields++] = n;
+	return 0;
+}
+
 int moat_tls_gen_build(struct moat_confref *r, char **why)
 {
 	const struct moat_conf *conf = r->conf;
 
 	*why = NULL;
+	r->cert_fields = calloc(conf->nlisteners + 1, sizeof(*r->cert_fields));
+	r->cert_field_len = calloc(conf->nlisteners + 1, sizeof(*r->cert_field_len));
+	if (!r->cert_fields || !r->cert_field_len || cert_field_add(r, CERT_FIELD_DEFAULT) < 0)
+		goto fail;
+	for (size_t i = 0; i < conf->nlisteners; i++)
+		if (conf->listeners[i].tls.on && conf->listeners[i].tls.client_header &&
+		    cert_field_add(r, conf->listeners[i].tls.client_header) < 0)
+			goto fail;
 	if (conf->nlisteners) {
 		r->tls_srv = calloc(conf->nlisteners, sizeof(*r->tls_srv));
 		if (!r->tls_srv)
-			return -1;
+			goto fail;
 	}
 	for (size_t i = 0; i < conf->nlisteners; i++) {
 		const struct moat_conf_listener *l = &conf->listeners[i];
@@ -189,6 +220,13 @@ fail:
 
 void moat_tls_gen_free(struct moat_confref *r)
 {
+	for (size_t i = 0; r->cert_fields && i < r->ncert_fields; i++)
+		free(r->cert_fields[i]);
+	free(r->cert_fields);
+	free(r->cert_field_len);
+	r->cert_fields = NULL;
+	r->cert_field_len = NULL;
+	r->ncert_fields = 0;
 	if (r->tls_srv) {
 		for (size_t i = 0; i < r->conf->nlisteners; i++)
 			if (r->tls_srv[i])

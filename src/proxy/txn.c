@@ -289,10 +289,11 @@ static int redirect_https(struct moat_client *c, const struct moat_conf *conf, c
 	return 1;
 }
 
-/* TLS clients: the certificate's field (the client's own one dropped) and
- * https as the forwarded protocol. */
-static void tls_fields(struct moat_client *c, const struct moat_conf *conf, struct moat_fwd_req *f, char *name,
-		       size_t name_cap, char *line, size_t line_cap)
+/* TLS clients: the verified certificate's field (clients' own fields of
+ * that name are dropped for every request, see cert_fields) and https as
+ * the forwarded protocol. */
+static void tls_fields(struct moat_client *c, const struct moat_conf *conf, struct moat_fwd_req *f, char *line,
+		       size_t line_cap)
 {
 	const struct moat_conf_listener *lc = moat_client_listener(c, conf);
 	const char *hn = lc && lc->tls.client_header ? lc->tls.client_header : "X-Client-Cert-Subject";
@@ -300,12 +301,6 @@ static void tls_fields(struct moat_client *c, const struct moat_conf *conf, stru
 	char subject[4096];
 
 	f->https = 1;
-	if (nl >= name_cap)
-		return;
-	for (size_t i = 0; i <= nl; i++)
-		name[i] = (char)((hn[i] >= 'A' && hn[i] <= 'Z') ? hn[i] + 32 : hn[i]);
-	f->drop = name;
-	f->drop_len = nl;
 	sl = moat_tls_peer_subject(c->tls, subject, sizeof(subject));
 	if (sl == 0 || nl + sl + 4 > line_cap)
 		return;
@@ -396,7 +391,7 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 	char ip[64];
 	uint64_t body_max;
 	char *fwd_path = NULL;
-	char tls_name[128], tls_line[4352];
+	char tls_line[4352];
 	int abs, hooks, rc;
 
 	if (!t) {
@@ -561,8 +556,12 @@ void moat_txn_start(struct moat_client *c, struct moat_h1_head *h, size_t headle
 		f.extra = t->fwd.extra;
 		f.extra_len = t->fwd.extra_len;
 	}
+	/* the client certificate's fields are moat's alone, on every listener */
+	f.drop = (const char *const *)t->wc->ref->cert_fields;
+	f.drop_len = t->wc->ref->cert_field_len;
+	f.ndrop = t->wc->ref->ncert_fields;
 	if (c->tls)
-		tls_fields(c, conf, &f, tls_name, sizeof(tls_name), tls_line, sizeof(tls_line));
+		tls_fields(c, conf, &f, tls_line, sizeof(tls_line));
 	if (t->route->normalize_path && path_len && path[0] == '/') {
 		/* the route forwards the path it was routed on, with the query */
 		const char *qm = memchr(path, '?', path_len);
