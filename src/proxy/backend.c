@@ -65,12 +65,48 @@ void moat_bconn_set_timer(struct moat_bconn *b, uint64_t deadline)
 	moat_timer_set(&b->w->loop.timers, &b->timer, deadline);
 }
 
+static uint64_t fnv(uint64_t h, const char *s)
+{
+	if (!s)
+		return h * 1099511628211ull;
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ull;
+	}
+	h ^= 0xff; /* a separator: ("ab", "c") differs from ("a", "bc") */
+	return h * 1099511628211ull;
+}
+
+/* What a pooled connection was made for beyond its address: the scheme
+ * and, with TLS, the name sent and verified, the verification and the
+ * client certificate. An idle conn serves only a request of the same kind
+ * (two upstreams may name one address with different TLS settings). 0:
+ * plain http. */
+static uint64_t conn_kind(const struct moat_conf_upstream *up, const struct moat_conf_server *sv)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	if (sv->scheme == MOAT_SCHEME_HTTP)
+		return 0;
+	h ^= (uint64_t)sv->scheme;
+	h *= 1099511628211ull;
+	if (sv->scheme == MOAT_SCHEME_HTTPS || sv->scheme == MOAT_SCHEME_H2) {
+		h = fnv(h, up->tls.sni ? up->tls.sni : sv->host);
+		h = fnv(h, up->tls.verify ? "v" : "-");
+		h = fnv(h, up->tls.ca);
+		h = fnv(h, up->tls.cert);
+		h = fnv(h, up->tls.key);
+	}
+	return h ? h : 1;
+}
+
 struct moat_bconn *moat_bconn_get(struct moat_worker *w, const struct sockaddr *sa, socklen_t len,
 				  const struct moat_conf_upstream *up, const struct moat_conf_server *sv,
 				  struct moat_tls_client *tc, int fresh, int *err)
 {
 	struct moat_bpool *p = pool_for(w, sa, len);
 	const struct moat_conf *conf = w->conf->ref->conf;
+	uint64_t kind = conn_kind(up, sv);
 	struct moat_bconn *b;
 	int fd;
 
@@ -78,8 +114,9 @@ struct moat_bconn *moat_bconn_get(struct moat_worker *w, const struct sockaddr *
 		*err = -ENOMEM;
 		return NULL;
 	}
-	if (!fresh && p->idle) {
-		b = p->idle;
+	for (b = fresh ? NULL : p->idle; b && b->kind != kind; b = b->next)
+		;
+	if (b) {
 		pool_unlink(b);
 		b->state = MOAT_B_ACTIVE;
 		b->reused = 1;
@@ -105,6 +142,7 @@ struct moat_bconn *moat_bconn_get(struct moat_worker *w, const struct sockaddr *
 	b->state = MOAT_B_CONNECTING;
 	b->connect_started = w->loop.now_ms;
 	b->scheme = (uint8_t)sv->scheme;
+	b->kind = kind;
 	b->sv = sv;
 	b->tc = tc;
 	moat_buf_init(&b->in, &w->bufpool, conf->limits.header_size_max + BACKEND_IN_EXTRA);

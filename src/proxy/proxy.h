@@ -149,6 +149,7 @@ struct moat_bconn {
 	struct moat_tls_client *tc;     /* CONNECTING: the context to start TLS with */
 	const struct moat_conf_server *sv; /* CONNECTING: the server (scheme, name) */
 	uint8_t scheme;                 /* enum moat_conf_scheme */
+	uint64_t kind;                  /* scheme and TLS settings it was made with (backend.c) */
 	void *h2;                       /* h2c:// and h2:// servers: the HTTP/2 session (h2up.c) */
 	struct moat_bconn *dead_next;
 };
