@@ -310,7 +310,6 @@ int moat_h2conn_start(struct moat_client *c)
 int moat_h2conn_run(struct moat_client *c)
 {
 	struct moat_h2conn *hc = c->h2;
-	int progress = 0;
 
 	for (int round = 0; round < 64 && !c->dead; round++) {
 		int moved = 0;
@@ -382,13 +381,11 @@ int moat_h2conn_run(struct moat_client *c)
 		}
 		if (!moved)
 			break;
-		progress = 1;
 	}
 	if (moat_buf_len(&c->in) == 0)
 		moat_buf_release(&c->in);
 	if (moat_buf_len(&c->out) == 0)
 		moat_buf_release(&c->out);
-	(void)progress;
 	return 0;
 }
 

@@ -271,7 +271,8 @@ struct moat_client {
 		virt : 1,                  /* an HTTP/2 stream: no socket of its own (h2conn.c) */
 		h2c_ok : 1;                /* cleartext listener taking HTTP/2 prior knowledge */
 	struct moat_tls_conn *tls;         /* a TLS connection (also set on its streams: the parent's) */
-	void *h2;                          /* MOAT_C_H2: its struct moat_h2conn; virt: its stream */
+	void *h2;                          /* MOAT_C_H2: its struct moat_h2conn (a stream's virtual
+					    * client reaches its stream through io.xa) */
 	uint8_t gone_mask;                 /* modules whose `gone` hook this conn owes (phase.c) */
 	struct moat_client *pnext, *pprev; /* worker's pending list (txn waiting for a slot) */
 	uint64_t head_deadline;

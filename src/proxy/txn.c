@@ -71,6 +71,7 @@ void moat_txn_answer_ex(struct moat_client *c, int status, const char *extra, si
 			int count)
 {
 	struct moat_txn *t = c->txn;
+	char buf[2048];             /* HSTS + extra lines (TLS) */
 
 	moat_balance_release(t);
 	if (t->b) {
@@ -97,7 +98,6 @@ void moat_txn_answer_ex(struct moat_client *c, int status, const char *extra, si
 	moat_buf_release(&t->reqhead);
 	if (c->tls) {
 		/* HSTS on moat's own answers too */
-		char buf[2048];
 		size_t hl = hsts_line(c, txn_conf(t), buf, sizeof(buf));
 
 		if (hl && hl + extra_len <= sizeof(buf)) {
@@ -106,10 +106,8 @@ void moat_txn_answer_ex(struct moat_client *c, int status, const char *extra, si
 			extra = buf;
 			extra_len += hl;
 		}
-		moat_errpage_write_ex(&c->out, status, t->keepalive, t->is_head, extra, extra_len, id);
-	} else {
-		moat_errpage_write_ex(&c->out, status, t->keepalive, t->is_head, extra, extra_len, id);
 	}
+	moat_errpage_write_ex(&c->out, status, t->keepalive, t->is_head, extra, extra_len, id);
 	t->resp_started = 1;
 	t->resp_done = 1;
 	t->phase = MOAT_TXN_FINISHING;
